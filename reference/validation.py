@@ -1,0 +1,147 @@
+"""Input checks shared by every public function of :mod:`reference`.
+
+Each check raises a :class:`ValueError` that names the argument, what was
+expected and what was given, e.g.
+``pred must have shape (N, 4*(reg_max+1)) = (N, 68), got (10, 64)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+Dim = int | str | None
+
+
+def _fmt_shape(spec: Sequence[Dim], dims: dict[str, int]) -> str:
+    parts = []
+    for d in spec:
+        if d is None:
+            parts.append("*")
+        elif isinstance(d, str) and d in dims:
+            parts.append(f"{d}={dims[d]}")
+        else:
+            parts.append(str(d))
+    return "(" + ", ".join(parts) + (",)" if len(parts) == 1 else ")")
+
+
+def check_shape(
+    shape: tuple[int, ...],
+    name: str,
+    spec: Sequence[Dim],
+    dims: dict[str, int] | None = None,
+    note: str = "",
+) -> None:
+    """Check ``shape`` against ``spec`` and bind symbolic sizes into ``dims``.
+
+    ``spec`` holds ints (must match), strings (symbolic sizes that must agree
+    with earlier arguments through ``dims``) and None (any size).
+    """
+    dims = {} if dims is None else dims
+    ok = len(shape) == len(spec)
+    if ok:
+        for size, d in zip(shape, spec):
+            if isinstance(d, int) and size != d:
+                ok = False
+            elif isinstance(d, str):
+                if d in dims and dims[d] != size:
+                    ok = False
+    if not ok:
+        extra = f" {note}" if note else ""
+        raise ValueError(
+            f"{name} must have shape {_fmt_shape(spec, dims)}{extra}, got {tuple(shape)}"
+        )
+    for size, d in zip(shape, spec):
+        if isinstance(d, str):
+            dims[d] = size
+
+
+def as_float(
+    x: object,
+    name: str,
+    spec: Sequence[Dim] | None = None,
+    dims: dict[str, int] | None = None,
+    *,
+    finite: bool = False,
+    note: str = "",
+) -> np.ndarray:
+    """Return ``x`` as a float64 array (never a view that we write into).
+
+    Rejects booleans, complex numbers, strings and objects; optionally checks
+    the shape against ``spec`` and that every value is finite.
+    """
+    arr = np.asarray(x)
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValueError(f"{name} must be a real (integer or floating) array, got dtype {arr.dtype}")
+    if spec is not None:
+        check_shape(arr.shape, name, spec, dims, note)
+    arr = arr.astype(np.float64, copy=False)
+    if finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {int(np.sum(~np.isfinite(arr)))} non-finite value(s)")
+    return arr
+
+
+def as_int(
+    x: object,
+    name: str,
+    spec: Sequence[Dim] | None = None,
+    dims: dict[str, int] | None = None,
+) -> np.ndarray:
+    """Return ``x`` as an int64 array; rejects floating, bool and other dtypes."""
+    arr = np.asarray(x)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    if spec is not None:
+        check_shape(arr.shape, name, spec, dims)
+    return arr.astype(np.int64, copy=False)
+
+
+def as_bool(
+    x: object,
+    name: str,
+    spec: Sequence[Dim] | None = None,
+    dims: dict[str, int] | None = None,
+) -> np.ndarray:
+    """Return ``x`` as a bool array; rejects every other dtype."""
+    arr = np.asarray(x)
+    if arr.dtype != bool:
+        raise ValueError(f"{name} must be a bool array, got dtype {arr.dtype}")
+    if spec is not None:
+        check_shape(arr.shape, name, spec, dims)
+    return arr
+
+
+def check_scalar(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    integer: bool = False,
+) -> float:
+    """Check a Python/NumPy scalar against a range and return it as float (or int)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    if integer and not float(value).is_integer():
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        op = ">" if low_open else ">="
+        raise ValueError(f"{name} must be {op} {low:g}, got {value!r}")
+    if high is not None and v > high:
+        raise ValueError(f"{name} must be <= {high:g}, got {value!r}")
+    return int(v) if integer else v
+
+
+def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    """Check that ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value  # type: ignore[return-value]

@@ -1,0 +1,42 @@
+"""Test configuration: Hypothesis profiles.
+
+``GFL_HYPOTHESIS_PROFILE`` chooses the profile: ``dev`` (default; quick,
+random) or ``ci`` (derandomized, at least 200 examples per property; what
+``.ci/run`` uses).
+"""
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "dev",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("GFL_HYPOTHESIS_PROFILE", "dev"))
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+
+
+@pytest.fixture
+def golden():
+    """Load a golden file from ``tests/golden`` by stem: ``golden("integral")``."""
+
+    def load(name: str) -> dict[str, np.ndarray]:
+        with np.load(GOLDEN / f"{name}.npz") as data:
+            return {k: data[k] for k in data.files}
+
+    return load

@@ -1,0 +1,21 @@
+"""GFL from Scratch — the PyTorch implementation (autograd, GPU, AMP, DDP)."""
+
+from reference.config import GFLConfig
+
+from .boxes import bbox2distance, bbox_overlaps, distance2bbox
+from .integral import Integral, Scale, integral
+from .losses import distribution_focal_loss, giou_loss, quality_focal_loss, weight_reduce_loss
+
+__all__ = [
+    "GFLConfig",
+    "Integral",
+    "Scale",
+    "bbox2distance",
+    "bbox_overlaps",
+    "distance2bbox",
+    "distribution_focal_loss",
+    "giou_loss",
+    "integral",
+    "quality_focal_loss",
+    "weight_reduce_loss",
+]

@@ -1,0 +1,200 @@
+r"""GFL's losses in PyTorch, with mmdetection's ``weight`` / ``reduction`` /
+``avg_factor`` arguments.
+
+Formulas and gradients are documented in :mod:`reference` (``qfl_forward``,
+``dfl_forward``, ``giou_loss_forward``, ``weight_reduce_forward``); here
+autograd differentiates them. Every loss is computed in float32 at least
+(float64 stays float64), so float16 / bfloat16 inputs give a float32 loss.
+No function reads a tensor's values on the host: nothing here syncs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from reference.reduce import REDUCTIONS
+
+from .boxes import _overlaps
+from .validation import check_choice, check_scalar, check_tensor, loss_dtype
+
+
+def weight_reduce_loss(
+    loss: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Weight an element-wise loss and reduce it (see :func:`reference.weight_reduce_forward`).
+
+    Parameters
+    ----------
+    loss : Tensor, any shape
+    weight : Tensor, optional, broadcastable to ``loss``'s shape
+    reduction : {"none", "mean", "sum"}
+    avg_factor : float or 0-d Tensor, optional
+        ``mean`` divides the weighted sum by it (no eps added); unused by
+        ``none``; an error with ``sum``.
+
+    Returns
+    -------
+    Tensor, shape () or ``loss``'s shape
+        ``mean`` of an empty loss is 0.
+    """
+    check_tensor(loss, "loss")
+    check_choice(reduction, "reduction", REDUCTIONS)
+    if weight is not None:
+        check_tensor(weight, "weight")
+        try:
+            b = torch.broadcast_shapes(weight.shape, loss.shape)
+        except RuntimeError:
+            b = None
+        if b != loss.shape:
+            raise ValueError(
+                f"weight must be broadcastable to loss's shape {tuple(loss.shape)}, "
+                f"got {tuple(weight.shape)}"
+            )
+        loss = loss * weight
+    if avg_factor is not None and reduction == "sum":
+        raise ValueError('avg_factor can not be used with reduction="sum"')
+    if avg_factor is not None and not isinstance(avg_factor, torch.Tensor):
+        avg_factor = check_scalar(avg_factor, "avg_factor", low=0.0, low_open=True)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if avg_factor is None:
+        if loss.numel() == 0:
+            return loss.sum()  # 0, and keeps the graph
+        return loss.mean()
+    return loss.sum() / avg_factor
+
+
+def quality_focal_loss(
+    pred: torch.Tensor,
+    label: torch.Tensor,
+    score: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    beta: float = 2.0,
+    reduction: str = "mean",
+    avg_factor: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Quality Focal Loss (see :func:`reference.qfl_forward` for the formula).
+
+    Parameters
+    ----------
+    pred : Tensor, shape (N, C)
+        Logits.
+    label : Tensor of int, shape (N,)
+        ``0 <= label < C`` positive; ``C``, ``-1`` or ``> C`` negative.
+    score : Tensor, shape (N,)
+        IoU target of each positive (ignored for negatives).
+    weight : Tensor, shape (N,), optional
+    beta : float
+    reduction, avg_factor
+        As :func:`weight_reduce_loss`.
+
+    Returns
+    -------
+    Tensor
+        Per-anchor losses ``(N,)`` summed over classes, then reduced.
+
+    Notes
+    -----
+    Positives are selected with a one-hot mask rather than ``nonzero()``, so
+    the shape of every intermediate is static and nothing syncs. A
+    negative's score is replaced by 0 before use, so a NaN there cannot leak
+    into the gradient.
+    """
+    dims: dict[str, int] = {}
+    check_tensor(pred, "pred", ("N", "C"), dims)
+    check_tensor(label, "label", ("N",), dims, kind="int")
+    check_tensor(score, "score", ("N",), dims)
+    beta = check_scalar(beta, "beta", low=0.0)
+    c = pred.shape[1]
+    x = pred.to(loss_dtype(pred.dtype))
+    pos = (label >= 0) & (label < c)  # (N,)
+    classes = torch.arange(c, device=pred.device)
+    pos_mask = pos[:, None] & (classes[None, :] == label[:, None])  # (N, C)
+    s = torch.where(pos, score.to(x.dtype), torch.zeros((), dtype=x.dtype, device=x.device))
+    target = torch.where(pos_mask, s[:, None], torch.zeros((), dtype=x.dtype, device=x.device))
+    sig = x.sigmoid()
+    loss = F.binary_cross_entropy_with_logits(x, target, reduction="none")
+    loss = loss * (target - sig).abs().pow(beta)  # (N, C)
+    return weight_reduce_loss(loss.sum(dim=1), _as_dtype(weight, x.dtype), reduction, avg_factor)
+
+
+def distribution_focal_loss(
+    pred: torch.Tensor,
+    label: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Distribution Focal Loss (see :func:`reference.dfl_forward`).
+
+    Parameters
+    ----------
+    pred : Tensor, shape (M, n+1)
+        Logits over the bins 0..n.
+    label : Tensor, shape (M,)
+        Targets in ``[0, n)`` (not checked here: looking costs a sync).
+    weight : Tensor, shape (M,), optional
+    reduction, avg_factor
+        As :func:`weight_reduce_loss`.
+
+    Returns
+    -------
+    Tensor
+    """
+    dims: dict[str, int] = {}
+    check_tensor(pred, "pred", ("M", None), dims)
+    check_tensor(label, "label", ("M",), dims)
+    x = pred.to(loss_dtype(pred.dtype))
+    y = label.to(x.dtype)
+    left = y.long()  # floor for y >= 0
+    w_left = (left + 1).to(x.dtype) - y
+    w_right = y - left.to(x.dtype)
+    logp = torch.log_softmax(x, dim=1)  # (M, n+1)
+    lp_left = logp.gather(1, left[:, None]).squeeze(1)
+    lp_right = logp.gather(1, (left + 1)[:, None]).squeeze(1)
+    loss = -(lp_left * w_left + lp_right * w_right)
+    return weight_reduce_loss(loss, _as_dtype(weight, x.dtype), reduction, avg_factor)
+
+
+def giou_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | torch.Tensor | None = None,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    r"""GIoU loss :math:`1 - \mathrm{GIoU}` of aligned pairs (see :func:`reference.giou_loss_forward`).
+
+    Parameters
+    ----------
+    pred, target : Tensor, shape (M, 4)
+    weight : Tensor, shape (M,), optional
+    reduction, avg_factor
+        As :func:`weight_reduce_loss`.
+    eps : float
+
+    Returns
+    -------
+    Tensor
+    """
+    dims: dict[str, int] = {}
+    check_tensor(pred, "pred", ("M", 4), dims)
+    check_tensor(target, "target", ("M", 4), dims)
+    eps = check_scalar(eps, "eps", low=0.0)
+    work = loss_dtype(pred.dtype)
+    gious = _overlaps(pred.to(work), target.to(work), "giou", True, eps)
+    return weight_reduce_loss(1 - gious, _as_dtype(weight, work), reduction, avg_factor)
+
+
+def _as_dtype(weight: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    if weight is None:
+        return None
+    check_tensor(weight, "weight")
+    return weight.to(dtype)
