@@ -53,12 +53,12 @@ def weight_reduce_forward(
     ``mean``, :math:`w_k` for ``sum`` and element-wise :math:`w_k` for
     ``none``.
     """
-    x = as_float(loss, "loss")
+    x = as_float(loss, "loss", finite=True)
     check_choice(reduction, "reduction", REDUCTIONS)
     if weight is None:
         w = np.ones_like(x)
     else:
-        w = as_float(weight, "weight")
+        w = as_float(weight, "weight", finite=True)
         try:
             b = np.broadcast_shapes(w.shape, x.shape)
         except ValueError:

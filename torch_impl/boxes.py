@@ -113,6 +113,8 @@ def bbox2distance(
     if max_dis is not None:
         max_dis = check_scalar(max_dis, "max_dis", low=0.0, low_open=True)
         eps = check_scalar(eps, "eps", low=0.0)
+        if eps >= max_dis:
+            raise ValueError(f"eps must be < max_dis = {max_dis:g}, got {eps:g}")
         dist = dist.clamp(min=0, max=max_dis - eps)
     return dist
 

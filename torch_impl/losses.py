@@ -57,7 +57,13 @@ def weight_reduce_loss(
         loss = loss * weight
     if avg_factor is not None and reduction == "sum":
         raise ValueError('avg_factor can not be used with reduction="sum"')
-    if avg_factor is not None and not isinstance(avg_factor, torch.Tensor):
+    if isinstance(avg_factor, torch.Tensor):
+        if avg_factor.dim() != 0 or avg_factor.dtype == torch.bool or avg_factor.is_complex():
+            raise ValueError(
+                "avg_factor must be a number or a 0-d real tensor, "
+                f"got a tensor of shape {tuple(avg_factor.shape)} and dtype {avg_factor.dtype}"
+            )
+    elif avg_factor is not None:
         avg_factor = check_scalar(avg_factor, "avg_factor", low=0.0, low_open=True)
     if reduction == "none":
         return loss
@@ -149,6 +155,10 @@ def distribution_focal_loss(
     """
     dims: dict[str, int] = {}
     check_tensor(pred, "pred", ("M", None), dims)
+    if pred.shape[1] < 2:
+        raise ValueError(
+            f"pred must have shape (M, n+1) with n >= 1, got {tuple(pred.shape)}"
+        )
     check_tensor(label, "label", ("M",), dims)
     x = pred.to(loss_dtype(pred.dtype))
     y = label.to(x.dtype)

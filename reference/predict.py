@@ -1,0 +1,99 @@
+r"""Inference of the GFL head in NumPy: scores and boxes → detections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .anchors import anchor_centers, grid_anchors
+from .boxes import distance2bbox_forward
+from .config import GFLConfig
+from .img_meta import parse_img_metas
+from .integral import integral_forward
+from .nms import multiclass_nms
+from .numerics import sigmoid
+from .validation import as_float, check_shape
+
+
+def top_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values, by descending value; ties: lower index first."""
+    return np.argsort(-values, kind="stable")[:k]
+
+
+def gfl_predict(
+    cls_scores: Sequence[np.ndarray],
+    bbox_preds: Sequence[np.ndarray],
+    img_metas: Sequence[dict],
+    cfg: GFLConfig,
+    rescale: bool = False,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    r"""Detections of every image (mmdetection's GFL ``get_bboxes``, per level ``nms_pre``).
+
+    Parameters
+    ----------
+    cls_scores : list of ndarray, shape (B, C, H_l, W_l)
+    bbox_preds : list of ndarray, shape (B, 4(n+1), H_l, W_l)
+    img_metas : list of dict
+        ``img_shape`` (boxes are clamped to it) and ``scale_factor``.
+    cfg : GFLConfig
+        ``nms_pre``, ``score_thr``, ``nms_iou_threshold``, ``max_per_img``.
+    rescale : bool
+        Divide the boxes by ``scale_factor`` (back to the original image).
+
+    Returns
+    -------
+    list of (dets, labels), one per image
+        ``dets`` ``(K, 5)``: ``(x1, y1, x2, y2, score)``, by descending score;
+        ``labels`` ``(K,)`` int64.
+
+    Notes
+    -----
+    Per image and level of stride :math:`s`: scores :math:`\sigma(x)`,
+    distances :math:`s\cdot\mathrm{Integral}(z)`; when ``0 < nms_pre`` and
+    the level has more anchors, keep the ``nms_pre`` anchors with the highest
+    max-class score (ties: lower index); decode from the anchor centre,
+    clamped to ``img_shape``. Then concatenate the levels, optionally divide
+    by ``scale_factor`` and run :func:`multiclass_nms`.
+    """
+    if not isinstance(cfg, GFLConfig):
+        raise ValueError(f"cfg must be a GFLConfig, got {type(cfg).__name__}")
+    n_levels = len(cfg.strides)
+    if len(cls_scores) != n_levels or len(bbox_preds) != n_levels:
+        raise ValueError(f"cls_scores and bbox_preds must be lists of {n_levels} arrays (one per stride), "
+                         f"got {len(cls_scores)} and {len(bbox_preds)}")
+    c, k = cfg.num_classes, cfg.reg_max + 1
+    dims: dict[str, int] = {}
+    for lvl in range(n_levels):
+        check_shape(np.shape(cls_scores[lvl]), f"cls_scores[{lvl}]", ("B", c, f"H{lvl}", f"W{lvl}"), dims)
+        check_shape(np.shape(bbox_preds[lvl]), f"bbox_preds[{lvl}]", ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
+                    dims, note=f"(4*(reg_max+1) = {4 * k} channels)")
+    batch = dims["B"]
+    metas = parse_img_metas(img_metas, batch)
+    featmap_sizes = [tuple(np.shape(m)[2:]) for m in cls_scores]
+    centres = [anchor_centers(a) for a in grid_anchors(featmap_sizes, cfg.strides, cfg.octave_base_scale)]
+    results = []
+    for i in range(batch):
+        boxes_all, scores_all = [], []
+        for lvl, stride in enumerate(cfg.strides):
+            cls = as_float(cls_scores[lvl][i], f"cls_scores[{lvl}]", finite=True)
+            reg = as_float(bbox_preds[lvl][i], f"bbox_preds[{lvl}]", finite=True)
+            scores = sigmoid(cls.reshape(c, -1).T)  # (H*W, C)
+            reg = reg.reshape(4 * k, -1).T  # (H*W, 4(n+1))
+            pts = centres[lvl]
+            if 0 < cfg.nms_pre < scores.shape[0]:
+                keep = top_indices(scores.max(axis=1), cfg.nms_pre)
+                scores, reg, pts = scores[keep], reg[keep], pts[keep]
+            dist = integral_forward(reg, cfg.reg_max)[0] * stride  # (n, 4)
+            boxes, _ = distance2bbox_forward(pts, dist, max_shape=metas[i].img_shape)
+            boxes_all.append(boxes)
+            scores_all.append(scores)
+        boxes = np.concatenate(boxes_all, axis=0)
+        scores = np.concatenate(scores_all, axis=0)
+        if rescale:
+            boxes = boxes / metas[i].scale_factor
+        scores = np.concatenate([scores, np.zeros((scores.shape[0], 1))], axis=1)  # (N, C+1) background
+        results.append(
+            multiclass_nms(boxes, scores, cfg.score_thr, cfg.nms_iou_threshold, cfg.max_per_img)
+        )
+    return results
