@@ -8,12 +8,21 @@ from .boxes import bbox2distance, bbox_overlaps, distance2bbox_backward, distanc
 from .config import GFLConfig
 from .dfl import dfl_backward, dfl_forward
 from .giou import giou_loss_backward, giou_loss_forward
+from .head import GFLTargets, gfl_loss_backward, gfl_loss_forward, gfl_targets
+from .img_meta import parse_img_metas
 from .integral import integral_backward, integral_forward
+from .predict import gfl_predict
 from .qfl import qfl_backward, qfl_forward
 from .reduce import weight_reduce_backward, weight_reduce_forward
 
 __all__ = [
     "GFLConfig",
+    "GFLTargets",
+    "gfl_loss_backward",
+    "gfl_loss_forward",
+    "gfl_predict",
+    "gfl_targets",
+    "parse_img_metas",
     "bbox2distance",
     "bbox_overlaps",
     "dfl_backward",

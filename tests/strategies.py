@@ -29,7 +29,8 @@ def boxes(draw, n=None, lo: float = 0.0, hi: float = 200.0, min_size: float = 0.
     if n is None:
         n = draw(st.integers(0, 8))
     xy = draw(hnp.arrays(F64, (n, 2), elements=finite_floats(lo, hi), fill=st.nothing()))
-    wh = draw(hnp.arrays(F64, (n, 2), elements=finite_floats(min_size, max_size), fill=st.nothing()))
+    wh = draw(hnp.arrays(F64, (n, 2), elements=finite_floats(min_size, max_size),
+                         fill=st.nothing()))
     return np.concatenate([xy, xy + wh], axis=1)
 
 
@@ -38,7 +39,8 @@ def points_in_boxes(draw, n=None, margin: float = 0.05):
     """``(points (n, 2), boxes (n, 4))`` with each point strictly inside its box."""
     b = draw(boxes(n=n, min_size=1.0))
     n = b.shape[0]
-    u = draw(hnp.arrays(F64, (n, 2), elements=finite_floats(margin, 1.0 - margin), fill=st.nothing()))
+    u = draw(hnp.arrays(F64, (n, 2), elements=finite_floats(margin, 1.0 - margin),
+                        fill=st.nothing()))
     pts = b[:, :2] + u * (b[:, 2:] - b[:, :2])
     return pts, b
 
@@ -61,3 +63,177 @@ def qfl_inputs(max_n: int = 12, max_c: int = 6, logit_range: float = 20.0):
         return pred, label, score
 
     return build()
+
+
+# --- issue 2: the differentiable pieces (appended; the strategies above are unchanged) ---
+
+#: Logits up to this magnitude must give finite outputs and gradients everywhere.
+WIDE_LOGIT = 1e4
+
+
+def wide_logits(shape, bound: float = WIDE_LOGIT) -> st.SearchStrategy[np.ndarray]:
+    """Dense float64 logits in ``[-bound, bound]``, often exactly at ``±bound``, 0 or ±50."""
+    elements = st.one_of(
+        finite_floats(-bound, bound),
+        st.sampled_from([-bound, bound, 0.0, -50.0, 50.0]),
+    )
+    return hnp.arrays(F64, shape, elements=elements, fill=st.nothing())
+
+
+def upstream(shape) -> st.SearchStrategy[np.ndarray]:
+    """A dense float64 upstream gradient of ``shape`` with entries in ``[-3, 3]``."""
+    return hnp.arrays(F64, shape, elements=finite_floats(-3.0, 3.0), fill=st.nothing())
+
+
+def integral_inputs(max_n: int = 8, reg_maxes=(1, 2, 4, 16), lo: float = -20.0,
+                    hi: float = 20.0, wide: bool = False):
+    """``(pred (N, 4(n+1)), reg_max)``; with ``wide`` the logits reach ``±WIDE_LOGIT``."""
+
+    @st.composite
+    def build(draw):
+        reg_max = draw(st.sampled_from(reg_maxes))
+        n = draw(st.integers(0, max_n))
+        shape = (n, 4 * (reg_max + 1))
+        pred = draw(wide_logits(shape) if wide else logits(shape, lo, hi))
+        return pred, reg_max
+
+    return build()
+
+
+def dfl_labels(m: int, reg_max: int) -> st.SearchStrategy[np.ndarray]:
+    """``(m,)`` DFL targets in ``[0, reg_max)``: floats, integers and the clamp ``n - 0.1``."""
+    elements = st.one_of(
+        st.floats(0.0, float(reg_max), exclude_max=True, allow_nan=False, width=64),
+        st.integers(0, reg_max - 1).map(float),
+        st.just(reg_max - 0.1),
+    )
+    return hnp.arrays(F64, (m,), elements=elements, fill=st.nothing())
+
+
+def dfl_inputs(max_m: int = 8, max_reg_max: int = 16, lo: float = -20.0, hi: float = 20.0,
+               wide: bool = False):
+    """``(pred (M, n+1), label (M,))`` with ``1 <= n <= max_reg_max`` and labels in ``[0, n)``."""
+
+    @st.composite
+    def build(draw):
+        reg_max = draw(st.integers(1, max_reg_max))
+        m = draw(st.integers(0, max_m))
+        shape = (m, reg_max + 1)
+        pred = draw(wide_logits(shape) if wide else logits(shape, lo, hi))
+        return pred, draw(dfl_labels(m, reg_max))
+
+    return build()
+
+
+def wide_qfl_inputs(max_n: int = 12, max_c: int = 6):
+    """Like :func:`qfl_inputs` with logits up to ``±WIDE_LOGIT`` and scores often 0 or 1."""
+
+    @st.composite
+    def build(draw):
+        n = draw(st.integers(0, max_n))
+        c = draw(st.integers(1, max_c))
+        pred = draw(wide_logits((n, c)))
+        label = draw(hnp.arrays(np.int64, (n,), elements=st.integers(-1, c + 1), fill=st.nothing()))
+        score_el = st.one_of(finite_floats(0.0, 1.0), st.sampled_from([0.0, 1.0]))
+        score = draw(hnp.arrays(F64, (n,), elements=score_el, fill=st.nothing()))
+        return pred, label, score
+
+    return build()
+
+
+qfl_betas = st.one_of(st.sampled_from([0.0, 1.0, 2.0]), finite_floats(1.0, 3.0))
+"""QFL exponents: 0 and ``beta >= 1`` (``|y - σ|^β`` is not differentiable at 0 for β < 1)."""
+
+
+@st.composite
+def box_pairs(draw, n=None, max_n: int = 8):
+    """``(pred (n, 4), target (n, 4))`` aligned pairs: independent boxes (often disjoint)
+    or a target jittered by up to 30 px per side (overlapping, nested), each with positive size."""
+    if n is None:
+        n = draw(st.integers(0, max_n))
+    target = draw(boxes(n=n))
+    if draw(st.booleans()):
+        return draw(boxes(n=n)), target
+    jitter = draw(hnp.arrays(F64, (n, 4), elements=finite_floats(-30.0, 30.0), fill=st.nothing()))
+    pred = target + jitter
+    lo = np.minimum(pred[:, :2], pred[:, 2:] - 0.5)
+    hi = np.maximum(pred[:, 2:], pred[:, :2] + 0.5)
+    return np.concatenate([lo, hi], axis=1), target
+
+
+@st.composite
+def points_and_distances(draw, n=None, max_n: int = 8):
+    """``(points (n, 2), distance (n, 4))``: points in ``[-20, 220]``, distances in
+    ``[-5, 100]``."""
+    if n is None:
+        n = draw(st.integers(0, max_n))
+    pts = draw(hnp.arrays(F64, (n, 2), elements=finite_floats(-20.0, 220.0), fill=st.nothing()))
+    dist = draw(hnp.arrays(F64, (n, 4), elements=finite_floats(-5.0, 100.0), fill=st.nothing()))
+    return pts, dist
+
+
+max_shapes = st.tuples(st.integers(1, 200), st.integers(1, 200))
+"""``(h, w)`` clamp bounds for ``distance2bbox``."""
+
+
+@st.composite
+def reduce_inputs(draw, max_n: int = 8):
+    """``(loss, weight | None, reduction, avg_factor | None)`` valid for ``weight_reduce``.
+
+    ``loss`` is ``(n,)`` or ``(n, k)``; ``weight`` has ``loss``'s shape or a
+    broadcastable one (``(n, 1)``, ``(k,)``); ``avg_factor`` is never given with ``sum``.
+    """
+    n = draw(st.integers(0, max_n))
+    shape = draw(st.sampled_from([(n,), (n, 3)]))
+    loss = draw(hnp.arrays(F64, shape, elements=finite_floats(0.0, 50.0), fill=st.nothing()))
+    w_shapes = [None, shape] + ([(n, 1), (3,)] if len(shape) == 2 else [])
+    w_shape = draw(st.sampled_from(w_shapes))
+    weight = None
+    if w_shape is not None:
+        weight = draw(hnp.arrays(F64, w_shape, elements=finite_floats(0.0, 2.0), fill=st.nothing()))
+    reduction = draw(st.sampled_from(["none", "mean", "sum"]))
+    avg_factor = None
+    if reduction != "sum" and draw(st.booleans()):
+        avg_factor = draw(finite_floats(0.5, 100.0))
+    return loss, weight, reduction, avg_factor
+
+
+# --- the whole head ------------------------------------------------------------
+
+HEAD_STRIDES = (8, 16, 32)
+
+
+@st.composite
+def head_workloads(draw, max_batch: int = 3, max_classes: int = 20, reg_max: int = 16):
+    """A small GFL head workload: config, per-level outputs, gts and img_metas.
+
+    The batch is padded to ``(H, W)`` (multiples of 32 in [32, 96]); each image
+    has its own ``img_shape`` and ``pad_shape`` inside it (so some anchors are
+    invalid), 0–5 gts inside its image, and random logits.
+    """
+    from reference.config import GFLConfig
+
+    batch = draw(st.integers(1, max_batch))
+    num_classes = draw(st.integers(1, max_classes))
+    cfg = GFLConfig(num_classes=num_classes, reg_max=reg_max, strides=HEAD_STRIDES)
+    pad_h = 32 * draw(st.integers(1, 3))
+    pad_w = 32 * draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    sizes = [(-(-pad_h // s), -(-pad_w // s)) for s in HEAD_STRIDES]
+    k = 4 * (reg_max + 1)
+    cls_scores = [rng.normal(scale=2.0, size=(batch, num_classes, h, w)) for h, w in sizes]
+    bbox_preds = [rng.normal(scale=2.0, size=(batch, k, h, w)) for h, w in sizes]
+    gt_bboxes, gt_labels, img_metas = [], [], []
+    for _ in range(batch):
+        img_h = draw(st.integers(pad_h // 2, pad_h))
+        img_w = draw(st.integers(pad_w // 2, pad_w))
+        pad = (draw(st.integers(img_h, pad_h)), draw(st.integers(img_w, pad_w)))
+        img_metas.append({"img_shape": (img_h, img_w), "pad_shape": pad})
+        g = draw(st.integers(0, 5))
+        xy = rng.uniform(0, [img_w - 4, img_h - 4], size=(g, 2))
+        wh = rng.uniform(4, [img_w, img_h], size=(g, 2))
+        boxes = np.concatenate([xy, np.minimum(xy + wh, [img_w, img_h])], axis=1)
+        gt_bboxes.append(boxes)
+        gt_labels.append(rng.integers(0, num_classes, size=g))
+    return cfg, cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas

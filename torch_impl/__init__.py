@@ -3,11 +3,15 @@
 from reference.config import GFLConfig
 
 from .boxes import bbox2distance, bbox_overlaps, distance2bbox
+from .head import GFLHead, gfl_loss, gfl_predict
 from .integral import Integral, Scale, integral
 from .losses import distribution_focal_loss, giou_loss, quality_focal_loss, weight_reduce_loss
 
 __all__ = [
     "GFLConfig",
+    "GFLHead",
+    "gfl_loss",
+    "gfl_predict",
     "Integral",
     "Scale",
     "bbox2distance",

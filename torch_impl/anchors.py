@@ -1,0 +1,102 @@
+r"""GFL anchors in PyTorch (see :mod:`reference.anchors` for the geometry)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from reference.anchors import DEFAULT_STRIDES, check_levels, check_pad_shape, valid_size
+
+from .validation import check_scalar, check_tensor
+
+
+def grid_anchors(
+    featmap_sizes: Sequence[tuple[int, int]],
+    strides: Sequence[int] = DEFAULT_STRIDES,
+    octave_base_scale: int = 8,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> list[torch.Tensor]:
+    r"""The GFL anchors of every level (see :func:`reference.grid_anchors`).
+
+    Parameters
+    ----------
+    featmap_sizes : sequence of (H, W), length L
+    strides : sequence of int, length L
+    octave_base_scale : int
+    dtype : torch.dtype, optional
+        Default: ``torch.get_default_dtype()``.
+    device : torch.device or str, optional
+
+    Returns
+    -------
+    list of Tensor, each shape (H_l W_l, 4)
+        Anchor of cell :math:`(i, j)`: :math:`(js - h, is - h, js + h, is + h)`,
+        :math:`h = \tfrac{1}{2}\,\mathrm{octave\_base\_scale}\cdot s`, row-major (i outer).
+    """
+    sizes, strides_l = check_levels(featmap_sizes, strides)
+    scale = check_scalar(octave_base_scale, "octave_base_scale", low=0, low_open=True)
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    out = []
+    for (h, w), s in zip(sizes, strides_l):
+        half = 0.5 * scale * s
+        ys = torch.arange(h, device=device, dtype=dtype) * s  # (H,)
+        xs = torch.arange(w, device=device, dtype=dtype) * s  # (W,)
+        cy = ys[:, None].expand(h, w).reshape(-1)  # (H, W) -> (H*W,) row-major
+        cx = xs[None, :].expand(h, w).reshape(-1)  # (H, W) -> (H*W,)
+        out.append(torch.stack([cx - half, cy - half, cx + half, cy + half], dim=1))  # (H*W, 4)
+    return out
+
+
+def valid_flags(
+    featmap_sizes: Sequence[tuple[int, int]],
+    pad_shape: tuple[int, int],
+    strides: Sequence[int] = DEFAULT_STRIDES,
+    *,
+    device: torch.device | str | None = None,
+) -> list[torch.Tensor]:
+    r"""Which anchors lie on the image's padded area (see :func:`reference.valid_flags`).
+
+    Parameters
+    ----------
+    featmap_sizes : sequence of (H, W), length L
+    pad_shape : (h, w)
+    strides : sequence of int, length L
+    device : torch.device or str, optional
+
+    Returns
+    -------
+    list of Tensor, each shape (H_l W_l,), bool
+        Cell :math:`(i, j)` is valid iff :math:`i < \min(\lceil h/s \rceil, H)` and
+        :math:`j < \min(\lceil w/s \rceil, W)`.
+    """
+    sizes, strides_l = check_levels(featmap_sizes, strides)
+    pad_h, pad_w = check_pad_shape(pad_shape)
+    out = []
+    for (h, w), s in zip(sizes, strides_l):
+        rows = torch.arange(h, device=device) < valid_size(pad_h, s, h)  # (H,)
+        cols = torch.arange(w, device=device) < valid_size(pad_w, s, w)  # (W,)
+        out.append((rows[:, None] & cols[None, :]).reshape(-1))  # (H, W) -> (H*W,)
+    return out
+
+
+def anchor_centers(anchors: torch.Tensor) -> torch.Tensor:
+    r"""Box centres :math:`((x_1 + x_2)/2, (y_1 + y_2)/2)`.
+
+    Parameters
+    ----------
+    anchors : Tensor, shape (..., 4)
+
+    Returns
+    -------
+    Tensor, shape (..., 2)
+    """
+    check_tensor(anchors, "anchors")
+    if anchors.ndim < 1 or anchors.shape[-1] != 4:
+        raise ValueError(f"anchors must have shape (..., 4), got {tuple(anchors.shape)}")
+    return torch.stack(
+        [(anchors[..., 0] + anchors[..., 2]) / 2.0, (anchors[..., 1] + anchors[..., 3]) / 2.0],
+        dim=-1,
+    )  # (..., 2)
