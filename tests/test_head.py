@@ -24,6 +24,7 @@ def torch_loss(cfg, cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas, dty
     losses = T.gfl_loss(cls_t, reg_t, to_torch(gt_bboxes, dtype=dtype),
                         [torch.as_tensor(g) for g in gt_labels], img_metas, cfg)
     sum(losses.values()).backward()
+    losses = {k: v.detach() for k, v in losses.items()}
     return losses, [c.grad.numpy() for c in cls_t], [r.grad.numpy() for r in reg_t]
 
 
@@ -70,7 +71,7 @@ def test_torch_loss_matches_reference_on_a_workload_with_no_gts_at_all():
 
 def tiny_workload():
     rng = np.random.default_rng(7)
-    cfg = R.GFLConfig(num_classes=2, reg_max=4, strides=(8, 16))
+    cfg = R.GFLConfig(num_classes=2, reg_max=4, strides=(8, 16), octave_base_scale=2)
     sizes = [(4, 4), (2, 2)]
     cls = [rng.normal(size=(1, 2, h, w)) for h, w in sizes]
     reg = [rng.normal(size=(1, 20, h, w)) for h, w in sizes]

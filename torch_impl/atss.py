@@ -11,6 +11,7 @@ overflow float16); ``max_overlaps`` comes back in the anchors' dtype.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -77,16 +78,16 @@ def nearest_k(d2: torch.Tensor, k: int) -> torch.Tensor:
     Returns
     -------
     Tensor, shape (B, G, k), int64
-        The selected indices of each row, increasing.
+        The selected indices of each row (in no particular order).
 
     Notes
     -----
     ``topk`` breaks ties arbitrarily. With :math:`v` the :math:`k`-th smallest
     value and :math:`m` the number of entries below it, the selection is all
     :math:`m` entries :math:`< v` (``topk``'s first :math:`m`, values sorted)
-    and the first :math:`k - m` entries :math:`= v` by index, found by a
-    running count of the equal entries and scattered into fixed slots: the
-    shapes never depend on the data, so there is no host sync.
+    and the :math:`k - m` lowest indices among the entries :math:`= v` (a
+    second ``topk``, on the index where the value is :math:`v` and :math:`n`
+    elsewhere). Shapes never depend on the data: no host sync.
     """
     b, g, n = d2.shape
     if k >= n:
@@ -96,14 +97,28 @@ def nearest_k(d2: torch.Tensor, k: int) -> torch.Tensor:
     vals, idx = torch.topk(d2, k, dim=-1, largest=False, sorted=True)  # (B, G, k)
     kth = vals[..., -1:]  # (B, G, 1)
     n_lt = (vals < kth).sum(-1, keepdim=True)  # (B, G, 1)
-    eq = d2 == kth  # (B, G, n)
-    rank = eq.cumsum(-1)  # (B, G, n) 1-based rank among the entries equal to v
-    slot = torch.where(eq & (rank <= k - n_lt), n_lt + rank - 1, k)  # (B, G, n); k = discard
-    cols = torch.arange(n, device=d2.device).expand(b, g, n)  # (B, G, n)
-    ties = torch.zeros((b, g, k + 1), dtype=torch.long, device=d2.device)
-    ties = ties.scatter(-1, slot, cols)  # (B, G, k+1)
-    first = torch.arange(k, device=d2.device) < n_lt  # (B, G, k)
-    return torch.where(first, idx, ties[..., :k]).sort(dim=-1).values
+    cols = torch.arange(n, device=d2.device)  # (n,)
+    tie_key = torch.where(d2 == kth, cols, n)  # (B, G, n)
+    ties = torch.topk(tie_key, k, dim=-1, largest=False, sorted=True).values  # (B, G, k)
+    slots = torch.arange(k, device=d2.device)  # (k,)
+    from_ties = ties.gather(-1, (slots - n_lt).clamp(min=0))  # (B, G, k) slot j <- ties[j - m]
+    return torch.where(slots < n_lt, idx, from_ties)
+
+
+def _packed_keys(d2: torch.Tensor) -> torch.Tensor:
+    r"""Unique int64 sort keys :math:`\mathrm{bits}(d^2) \cdot 2^{32} + \mathrm{index}` for float32 ``d2 >= 0``.
+
+    Non-negative IEEE floats order like their bit patterns, so the keys order
+    by distance, then by index: one ``topk`` on them is exact, ties included.
+    The two int32 halves are written side by side and viewed as one int64
+    (one pass; the low word comes first on a little-endian machine).
+    """
+    n = d2.shape[-1]
+    bits = d2.contiguous().view(torch.int32)  # (..., n)
+    if sys.byteorder != "little":  # pragma: no cover - no big-endian torch build in sight
+        return (bits.to(torch.long) << 32) | torch.arange(n, device=d2.device)
+    idx = torch.arange(n, dtype=torch.int32, device=d2.device).expand_as(bits)  # (..., n)
+    return torch.stack([idx, bits], dim=-1).view(torch.long)[..., 0]  # (..., n, 2) int32 -> (..., n)
 
 
 def _candidates(
@@ -115,30 +130,37 @@ def _candidates(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per level, the ``min(topk, n)`` nearest usable anchors of every gt.
 
-    Returns the candidates' anchor indices ``(B, G, K)`` and, when some
-    anchors are unusable, which candidate slots hold a usable anchor.
+    Returns the candidates' anchor indices ``(B, G, K)``, increasing, and, when
+    some anchors are unusable, which candidate slots hold a usable anchor.
     """
     b, g = gt_c.shape[:2]
-    cands, oks = [], []
+    cx, cy = centres[:, 0].contiguous(), centres[:, 1].contiguous()  # (A,), (A,)
+    d2 = cx - gt_c[..., 0:1].contiguous()  # (B, G, A) dx
+    d2.mul_(d2)
+    dy = cy - gt_c[..., 1:2].contiguous()  # (B, G, A)
+    d2.add_(dy.mul_(dy))  # (B, G, A) dx^2 + dy^2
+    if anchor_ok is not None:
+        d2 = d2.masked_fill(~anchor_ok[:, None, :], float("inf"))  # (B, G, A)
+    packed = d2.dtype == torch.float32
+    if packed:
+        d2 = _packed_keys(d2)  # (B, G, A) int64, unique per row
+    cands = []
     start = 0
     for n in counts:
-        if n == 0:
-            continue
-        c = centres[start : start + n]  # (n, 2)
-        dx = c[:, 0] - gt_c[..., 0:1]  # (B, G, n)
-        dy = c[:, 1] - gt_c[..., 1:2]  # (B, G, n)
-        d2 = dx * dx + dy * dy  # (B, G, n)
-        if anchor_ok is not None:
-            ok_l = anchor_ok[:, start : start + n]  # (B, n)
-            d2 = d2.masked_fill(~ok_l[:, None, :], float("inf"))  # (B, G, n)
         k = min(topk, n)
-        sel = nearest_k(d2, k)  # (B, G, k)
-        if anchor_ok is not None:
-            oks.append(ok_l.gather(1, sel.reshape(b, g * k)).reshape(b, g, k))  # (B, G, k)
-        cands.append(sel + start)
+        if k > 0:
+            level = d2[..., start : start + n]  # (B, G, n)
+            if packed:
+                sel = torch.topk(level, k, dim=-1, largest=False, sorted=False).indices
+            else:
+                sel = nearest_k(level, k)
+            cands.append(sel + start)  # (B, G, k)
         start += n
-    cand = torch.cat(cands, dim=-1)  # (B, G, K)
-    return cand, (torch.cat(oks, dim=-1) if anchor_ok is not None else None)
+    cand = torch.cat(cands, dim=-1).sort(dim=-1).values  # (B, G, K)
+    if anchor_ok is None:
+        return cand, None
+    ok = anchor_ok.gather(1, cand.reshape(b, -1)).reshape(cand.shape)  # (B, G, K)
+    return cand, ok
 
 
 def _thresholds(ious: torch.Tensor, ok: torch.Tensor | None) -> torch.Tensor:

@@ -25,7 +25,6 @@ from .boxes import _decode, _overlaps, bbox2distance
 from .distributed import reduce_mean
 from .integral import Scale, _integral
 from .losses import distribution_focal_loss, giou_loss, quality_focal_loss
-from .nms import multiclass_nms
 from .validation import check_tensor
 
 
@@ -150,16 +149,24 @@ def _gfl_loss(cls_scores, bbox_preds, gt_bboxes, gt_labels, metas, cfg, gt_bboxe
         labels_pad[i, : lab.shape[0]] = lab.to(device)
     assign_valid = valid
     if cfg.ignore_iof_thr > 0 and gt_bboxes_ignore is not None:
-        ign_pad, ign_valid = _pad_boxes(gt_bboxes_ignore, "gt_bboxes_ignore", device, work)
-        iof = _overlaps(anchors.expand(batch, -1, -1), ign_pad, "iof", False, 1e-6)  # (B, A, K)
-        iof = iof.masked_fill(~ign_valid[:, None, :], -1.0)
-        assign_valid = valid & ~(iof.amax(dim=2, initial=-1.0) > cfg.ignore_iof_thr)
+        if len(gt_bboxes_ignore) != batch:
+            raise ValueError(f"gt_bboxes_ignore must have one entry per image ({batch}), "
+                             f"got {len(gt_bboxes_ignore)}")
+        ignore = [torch.zeros(0, 4) if b is None else b for b in gt_bboxes_ignore]
+        ign_pad, ign_valid = _pad_boxes(ignore, "gt_bboxes_ignore", device, work)  # (B, K, 4)
+        if ign_pad.shape[1] > 0:
+            iof = _overlaps(anchors.expand(batch, -1, -1), ign_pad, "iof", False, 1e-6)  # (B, A, K)
+            iof = iof.masked_fill(~ign_valid[:, None, :], -1.0)
+            assign_valid = valid & ~(iof.amax(dim=2) > cfg.ignore_iof_thr)
     res = atss_assign_batched(anchors, num_level, gt_pad, labels_pad, gt_valid, assign_valid, cfg.topk)
     pos = res.gt_inds > 0  # (B, A)
     labels = torch.where(pos, res.labels, torch.full_like(res.labels, c))  # (B, A)
     label_weights = assign_valid.to(work)  # invalid and ignored anchors weigh 0
-    gt_index = (res.gt_inds - 1).clamp(min=0)  # (B, A)
-    bbox_targets = torch.gather(gt_pad, 1, gt_index[..., None].expand(-1, -1, 4))  # (B, A, 4)
+    if gt_pad.shape[1] > 0:
+        gt_index = (res.gt_inds - 1).clamp(min=0)  # (B, A)
+        bbox_targets = torch.gather(gt_pad, 1, gt_index[..., None].expand(-1, -1, 4))  # (B, A, 4)
+    else:  # no gt in the whole batch
+        bbox_targets = torch.zeros(batch, anchors.shape[0], 4, dtype=work, device=device)
     num_total_samples = reduce_mean(pos.sum(1).clamp(min=1).sum().to(work)).clamp(min=1)
 
     cls = _flatten_levels(cls_scores, work)  # (B, A, C)
@@ -175,9 +182,7 @@ def _gfl_loss(cls_scores, bbox_preds, gt_bboxes, gt_labels, metas, cfg, gt_bboxe
     centres = anchor_centers(anchors[anchor_of]) / s  # (P, 2), in grid units
     target_boxes = bbox_targets.reshape(-1, 4)[sel] / s  # (P, 4)
     zero = torch.zeros((), dtype=work, device=device)
-    weight = torch.where(
-        sel_pos, cls.reshape(-1, c)[sel].detach().sigmoid().amax(dim=1, initial=0.0) if c else zero, zero
-    )  # (P,)
+    weight = torch.where(sel_pos, cls.reshape(-1, c)[sel].detach().sigmoid().amax(dim=1), zero)  # (P,)
     reg_sel = reg.reshape(-1, 4 * k)[sel]  # (P, 4(n+1))
     pred_boxes = _decode(centres, _integral(reg_sel, cfg.reg_max))  # (P, 4), no clamp
     avg_factor = reduce_mean(weight.sum()).clamp(min=1)
@@ -259,6 +264,8 @@ def gfl_predict(
         scores = torch.cat(scores_all, dim=1)  # (B, N, C)
         bg = torch.zeros(*scores.shape[:2], 1, dtype=work, device=device)
         scores = torch.cat([scores, bg], dim=2)  # (B, N, C+1)
+        from .nms import multiclass_nms  # TODO(move to top once torch_impl.nms lands)
+
         results = []
         for i, meta in enumerate(metas):
             h, w = meta.img_shape

@@ -107,10 +107,10 @@ def quality_focal_loss(
 
     Notes
     -----
-    Positives are selected with a one-hot mask rather than ``nonzero()``, so
-    the shape of every intermediate is static and nothing syncs. A
-    negative's score is replaced by 0 before use, so a NaN there cannot leak
-    into the gradient.
+    The soft target is scattered row by row rather than found with
+    ``nonzero()``, so the shape of every intermediate is static and nothing
+    syncs. A negative's score is replaced by 0 before use, so a NaN there
+    cannot leak into the gradient.
     """
     dims: dict[str, int] = {}
     check_tensor(pred, "pred", ("N", "C"), dims)
@@ -120,13 +120,13 @@ def quality_focal_loss(
     c = pred.shape[1]
     x = pred.to(loss_dtype(pred.dtype))
     pos = (label >= 0) & (label < c)  # (N,)
-    classes = torch.arange(c, device=pred.device)
-    pos_mask = pos[:, None] & (classes[None, :] == label[:, None])  # (N, C)
     s = torch.where(pos, score.to(x.dtype), torch.zeros((), dtype=x.dtype, device=x.device))
-    target = torch.where(pos_mask, s[:, None], torch.zeros((), dtype=x.dtype, device=x.device))
-    sig = x.sigmoid()
-    loss = F.binary_cross_entropy_with_logits(x, target, reduction="none")
-    loss = loss * (target - sig).abs().pow(beta)  # (N, C)
+    # the soft target: s at [i, label_i] of positive rows, 0 elsewhere (negatives scatter a 0)
+    column = label.clamp(0, max(c - 1, 0))[:, None]  # (N, 1)
+    target = torch.zeros_like(x).scatter(1, column, s[:, None])  # (N, C)
+    diff = target - x.sigmoid()
+    modulator = diff * diff if beta == 2.0 else diff.abs().pow(beta)  # |y - sigma|^beta
+    loss = F.binary_cross_entropy_with_logits(x, target, reduction="none") * modulator  # (N, C)
     return weight_reduce_loss(loss.sum(dim=1), _as_dtype(weight, x.dtype), reduction, avg_factor)
 
 

@@ -1,0 +1,261 @@
+r"""Non-maximum suppression in pure PyTorch (see :mod:`reference.nms` for the contract).
+
+Greedy NMS by descending score (stable: ties keep the lower index first); a
+box is suppressed iff its IoU with a kept box is strictly greater than the
+threshold; mmcv's IoU :math:`I / (A_i + A_j - I)`, NaN (0/0) never
+suppresses. float32 boxes are compared in float32, float64 in float64;
+float16 / bfloat16 boxes are compared in float32.
+
+The algorithm is an exact matrix method, without a Python loop over boxes
+(see :func:`cluster_keep`): the boxes, sorted by score (grouped by class for
+:func:`batched_nms`), are processed in blocks; within a block, Cluster-NMS
+iterates on the upper-triangular suppression matrix until the kept set stops
+changing, which is exactly greedy NMS. Boxes of different classes never
+suppress each other (a same-class mask; no coordinate-offset trick).
+torchvision is not used: its CPU kernel sorts unstably and compares a
+float32 IoU with a float64 threshold.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from reference.nms import check_iou_threshold
+
+from .validation import check_scalar, check_tensor
+
+CPU_BLOCK = 1024
+CUDA_BLOCK = 4096
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _block_size(device: torch.device) -> int:
+    return CPU_BLOCK if device.type == "cpu" else CUDA_BLOCK
+
+
+def iou_matrix(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+    r"""mmcv's IoU of every pair, in the boxes' dtype.
+
+    Parameters
+    ----------
+    b1 : Tensor, shape (M, 4)
+    b2 : Tensor, shape (N, 4)
+
+    Returns
+    -------
+    Tensor, shape (M, N)
+        :math:`I / ((A_i + A_j) - I)`, no eps; NaN for 0/0.
+    """
+    area1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])  # (M,)
+    area2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])  # (N,)
+    w = torch.minimum(b1[:, None, 2], b2[None, :, 2]) - torch.maximum(b1[:, None, 0], b2[None, :, 0])  # (M, N)
+    h = torch.minimum(b1[:, None, 3], b2[None, :, 3]) - torch.maximum(b1[:, None, 1], b2[None, :, 1])  # (M, N)
+    inter = w.clamp_(min=0).mul_(h.clamp_(min=0))  # (M, N)
+    return inter / ((area1[:, None] + area2[None, :]) - inter)  # (M, N)
+
+
+def cluster_keep(sup: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    r"""Greedy NMS of a block from its suppression matrix, by Cluster-NMS iterations.
+
+    Parameters
+    ----------
+    sup : Tensor, shape (n, n), bool
+        ``sup[i, j]``: ``i`` is ranked before ``j`` and would suppress it
+        (strictly upper triangular).
+    alive : Tensor, shape (n,), bool
+        Not already suppressed from outside the block.
+
+    Returns
+    -------
+    Tensor, shape (n,), bool
+        Greedy NMS's kept set.
+
+    Notes
+    -----
+    Greedy NMS is the unique solution of
+    :math:`k_j = a_j \land \lnot \bigvee_i (k_i \land S_{ij})` (induction over
+    the ranks). The iteration :math:`k^{(t+1)}_j = a_j \land \lnot \bigvee_i
+    (k^{(t)}_i \land S_{ij})` from :math:`k^{(0)} = a` fixes one more rank per
+    step at least, and stops at the solution as soon as :math:`k` repeats;
+    in practice after a few steps.
+    """
+    keep = alive
+    while True:
+        new = alive & ~(sup & keep[:, None]).any(dim=0)  # (n,)
+        if torch.equal(new, keep):
+            return keep
+        keep = new
+
+
+def _sorted_keep(b: torch.Tensor, groups: torch.Tensor | None, thr: float) -> torch.Tensor:
+    """Greedy per-group NMS of boxes already sorted by rank (grouped by class when given).
+
+    ``b (N, 4)`` in the working dtype; ``groups (N,)`` non-decreasing or None.
+    Returns the kept mask ``(N,)``.
+    """
+    n = b.shape[0]
+    keep = torch.zeros(n, dtype=torch.bool, device=b.device)
+    thr_t = torch.tensor(thr, dtype=b.dtype, device=b.device)  # the threshold in the boxes' dtype
+    block = _block_size(b.device)
+    if groups is not None:
+        seg_start = torch.searchsorted(groups, groups)  # (N,) first index of each box's group
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        bb = b[s:e]  # (n_b, 4)
+        alive = torch.ones(e - s, dtype=torch.bool, device=b.device)
+        w = 0 if groups is None else int(seg_start[s])  # earlier boxes of the block's first group
+        if w < s:
+            prev = torch.arange(w, s, device=b.device)[keep[w:s]]  # (P,) kept before the block
+            hit = iou_matrix(b[prev], bb) > thr_t  # (P, n_b)
+            if groups is not None:
+                hit &= groups[prev][:, None] == groups[None, s:e]  # (P, n_b)
+            alive = ~hit.any(dim=0)
+        sup = (iou_matrix(bb, bb) > thr_t).triu_(diagonal=1)  # (n_b, n_b)
+        if groups is not None:
+            sup &= groups[s:e, None] == groups[None, s:e]  # (n_b, n_b) same class only
+        keep[s:e] = cluster_keep(sup, alive)
+    return keep
+
+
+def _nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor | None, thr: float) -> torch.Tensor:
+    """Kept indices by descending score (stable) of per-group greedy NMS; inputs checked."""
+    n = boxes.shape[0]
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    order = torch.sort(scores, descending=True, stable=True).indices  # (N,) rank -> index
+    if groups is not None:
+        by_group = torch.sort(groups[order], stable=True).indices  # class-major, ranks kept in order
+        order_g = order[by_group]  # (N,) position -> index
+    else:
+        by_group, order_g = None, order
+    b = boxes[order_g].to(_work_dtype(boxes.dtype))  # (N, 4)
+    keep = _sorted_keep(b, None if groups is None else groups[order_g], thr)  # (N,)
+    if by_group is None:
+        return order[keep]
+    ranks = by_group[keep].sort().values  # kept ranks, by descending score
+    return order[ranks]
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    r"""Greedy non-maximum suppression (see :func:`reference.nms`).
+
+    Parameters
+    ----------
+    boxes : Tensor, shape (N, 4)
+    scores : Tensor, shape (N,)
+    iou_threshold : float
+        In [0, 1].
+
+    Returns
+    -------
+    Tensor, shape (K,), int64
+        Kept indices by descending score (ties: lower index first).
+    """
+    dims: dict[str, int] = {}
+    check_tensor(boxes, "boxes", ("N", 4), dims)
+    check_tensor(scores, "scores", ("N",), dims)
+    thr = check_iou_threshold(iou_threshold)
+    return _nms(boxes, scores, None, thr)
+
+
+def batched_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    idxs: torch.Tensor,
+    iou_threshold: float,
+    class_agnostic: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""NMS within each group of ``idxs`` (see :func:`reference.batched_nms`).
+
+    Parameters
+    ----------
+    boxes : Tensor, shape (N, 4)
+    scores : Tensor, shape (N,)
+    idxs : Tensor, shape (N,), int
+    iou_threshold : float
+    class_agnostic : bool
+
+    Returns
+    -------
+    dets : Tensor, shape (K, 5)
+        ``(x1, y1, x2, y2, score)``, in the promoted dtype of boxes and scores.
+    keep : Tensor, shape (K,), int64
+        Kept indices by descending score (ties: lower index first).
+    """
+    dims: dict[str, int] = {}
+    check_tensor(boxes, "boxes", ("N", 4), dims)
+    check_tensor(scores, "scores", ("N",), dims)
+    check_tensor(idxs, "idxs", ("N",), dims, kind="int")
+    thr = check_iou_threshold(iou_threshold)
+    keep = _nms(boxes, scores, None if class_agnostic else idxs, thr)
+    return _dets(boxes[keep], scores[keep]), keep
+
+
+def _dets(boxes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    dt = torch.promote_types(boxes.dtype, scores.dtype)
+    return torch.cat([boxes.to(dt), scores.to(dt)[:, None]], dim=1)  # (K, 5)
+
+
+def multiclass_nms(
+    multi_bboxes: torch.Tensor,
+    multi_scores: torch.Tensor,
+    score_thr: float,
+    iou_threshold: float,
+    max_num: int = -1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Score filter, per-class NMS, top ``max_num`` (see :func:`reference.multiclass_nms`).
+
+    Parameters
+    ----------
+    multi_bboxes : Tensor, shape (N, 4) or (N, 4 C)
+    multi_scores : Tensor, shape (N, C + 1)
+        The last column (background) is ignored.
+    score_thr : float
+        Strict: a pair is kept iff ``score > score_thr`` in the scores' dtype.
+    iou_threshold : float
+    max_num : int
+        Keep at most this many when > 0.
+
+    Returns
+    -------
+    dets : Tensor, shape (K, 5)
+    labels : Tensor, shape (K,), int64
+
+    Notes
+    -----
+    The candidates are the pairs :math:`(n, c)` with :math:`s_{nc} > \tau` in
+    row-major order; :func:`batched_nms` with ``idxs = c`` and the cut to
+    ``max_num`` follow.
+    """
+    check_tensor(multi_scores, "multi_scores", (None, None))
+    n, c1 = multi_scores.shape
+    if c1 < 1:
+        raise ValueError(
+            f"multi_scores must have shape (N, C+1) with C+1 >= 1, got {tuple(multi_scores.shape)}"
+        )
+    num_classes = c1 - 1
+    shared = multi_bboxes.ndim == 2 and multi_bboxes.shape[1] == 4
+    check_tensor(
+        multi_bboxes,
+        "multi_bboxes",
+        (n, 4) if shared else (n, 4 * num_classes),
+        note=f"(boxes shared by all classes, or 4*C with C = {num_classes} classes)",
+    )
+    tau = check_scalar(score_thr, "score_thr")
+    thr = check_iou_threshold(iou_threshold)
+    max_num = check_scalar(max_num, "max_num", integer=True)
+
+    scores = multi_scores[:, :num_classes]  # (N, C)
+    box_of, cls_of = torch.nonzero(scores > tau, as_tuple=True)  # (M,) row-major
+    if shared:
+        cand_boxes = multi_bboxes[box_of]  # (M, 4)
+    else:
+        cand_boxes = multi_bboxes.reshape(n, num_classes, 4)[box_of, cls_of]  # (M, 4)
+    cand_scores = scores[box_of, cls_of]  # (M,)
+    keep = _nms(cand_boxes, cand_scores, cls_of, thr)
+    if max_num > 0:
+        keep = keep[:max_num]
+    return _dets(cand_boxes[keep], cand_scores[keep]), cls_of[keep]
