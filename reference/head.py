@@ -145,21 +145,26 @@ def gfl_targets(
 
 def flatten_levels(maps: Sequence[np.ndarray], name: str, channels: int) -> np.ndarray:
     """Concatenate per-level NCHW maps into ``(B, A, channels)`` (y outer, x inner)."""
-    flat = []
-    for lvl, m in enumerate(maps):
-        m = as_float(m, f"{name}[{lvl}]", ("B", channels, None, None), finite=True,
-                     note=f"(channels {channels})")
-        b, ch, h, w = m.shape
-        flat.append(m.transpose(0, 2, 3, 1).reshape(b, h * w, ch))  # (B, H*W, ch)
-    return np.concatenate(flat, axis=1)  # (B, A, ch)
+    checked = [as_float(m, f"{name}[{lvl}]", ("B", channels, None, None), finite=True,
+                        note=f"(channels {channels})") for lvl, m in enumerate(maps)]
+    b = checked[0].shape[0]
+    total = sum(m.shape[2] * m.shape[3] for m in checked)
+    out = np.empty((b, total, channels))  # (B, A, ch)
+    start = 0
+    for m in checked:
+        _, _, h, w = m.shape
+        # one copy per level: NCHW → the (B, H, W, ch) view of this level's rows
+        out[:, start:start + h * w].reshape(b, h, w, channels)[...] = m.transpose(0, 2, 3, 1)
+        start += h * w
+    return out
 
 
 def unflatten_levels(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
     """Inverse of :func:`flatten_levels`: ``(B, A, ch)`` → per-level ``(B, ch, H, W)``."""
     out, start = [], 0
     for b, ch, h, w in shapes:
-        part = flat[:, start:start + h * w]  # (B, H*W, ch)
-        out.append(part.reshape(b, h, w, ch).transpose(0, 3, 1, 2).copy())  # (B, ch, H, W)
+        part = flat[:, start:start + h * w].reshape(b, h, w, ch)  # (B, H, W, ch)
+        out.append(np.ascontiguousarray(part.transpose(0, 3, 1, 2)))  # (B, ch, H, W)
         start += h * w
     return out
 

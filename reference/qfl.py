@@ -11,11 +11,19 @@ from .validation import as_float, as_int, check_scalar
 
 
 class QFLCache(NamedTuple):
-    pred: np.ndarray  # (N, C) logits
     sig: np.ndarray  # (N, C) sigmoid(pred)
-    target: np.ndarray  # (N, C) soft target: score at [i, label_i] of positives, else 0
-    pos_mask: np.ndarray  # (N, C) bool, the [i, label_i] entries of positive rows
+    softplus: np.ndarray  # (N, C) softplus(pred) = BCE(pred, 0)
+    sig_beta: np.ndarray  # (N, C) sigmoid(pred) ** beta
+    pos_rows: np.ndarray  # (P,) rows of the positives
+    pos_cols: np.ndarray  # (P,) their labels
+    pos_pred: np.ndarray  # (P,) the logit at [row, label]
+    pos_score: np.ndarray  # (P,) the soft target y of each positive
     beta: float
+
+
+def _positive_entries(x: np.ndarray, sig: np.ndarray, y: np.ndarray, beta: float):
+    """BCE(x, y) and |y - sigma|^beta at the positive entries (all shape (P,))."""
+    return bce_with_logits(x, y), np.abs(y - sig) ** beta
 
 
 def qfl_forward(
@@ -52,8 +60,10 @@ def qfl_forward(
             \big((1-y)\log(1-\sigma) + y\log\sigma\big)
             = |y - \sigma|^{\beta}\,\mathrm{BCE}(x, y).
 
-    For :math:`y = 0` this is :math:`\sigma^\beta\,\mathrm{softplus}(x)`.
     BCE is taken from logits: :math:`\mathrm{BCE}(x, y) = \mathrm{softplus}(x) - x y`.
+    Every entry first gets the negative term (:math:`y = 0`),
+    :math:`\sigma^\beta\,\mathrm{softplus}(x)`; the entry ``[i, label_i]``
+    of each positive row is then replaced by the general formula.
 
     Gradient (the modulating factor is differentiated through, not detached),
     using :math:`\partial\sigma/\partial x = \sigma(1-\sigma)` and
@@ -63,26 +73,32 @@ def qfl_forward(
         \frac{\partial\,\mathrm{QFL}}{\partial x}
         = |y-\sigma|^{\beta}(\sigma - y)
         + \beta\,\mathrm{BCE}(x, y)\,|y - \sigma|^{\beta-1}
-          \operatorname{sign}(\sigma - y)\,\sigma(1-\sigma).
+          \operatorname{sign}(\sigma - y)\,\sigma(1-\sigma),
 
-    For :math:`y = 0` the second term is
-    :math:`\beta\,\mathrm{softplus}(x)\,\sigma^{\beta}(1-\sigma)`.
+    which for :math:`y = 0` is
+    :math:`\sigma^{\beta}\big(\sigma + \beta\,\mathrm{softplus}(x)(1-\sigma)\big)`.
     """
     dims: dict[str, int] = {}
     x = as_float(pred, "pred", ("N", "C"), dims, finite=True)
     lab = as_int(label, "label", ("N",), dims)
     s = as_float(score, "score", ("N",), dims, finite=True)
     beta = check_scalar(beta, "beta", low=0.0)
-    n, c = x.shape
-    pos = (lab >= 0) & (lab < c)  # (N,)
-    if np.any(pos & ((s < 0) | (s > 1))):
-        bad = s[pos & ((s < 0) | (s > 1))]
+    c = x.shape[1]
+    pos_rows = np.flatnonzero((lab >= 0) & (lab < c))  # (P,)
+    pos_cols = lab[pos_rows]
+    y = s[pos_rows]
+    if np.any((y < 0) | (y > 1)):
+        bad = y[(y < 0) | (y > 1)]
         raise ValueError(f"score must lie in [0, 1] at positives, got {bad[:5].tolist()}")
-    pos_mask = pos[:, None] & (np.arange(c)[None, :] == lab[:, None])  # (N, C)
-    target = np.where(pos_mask, s[:, None], 0.0)  # (N, C)
     sig = sigmoid(x)
-    loss = bce_with_logits(x, target) * np.abs(target - sig) ** beta  # (N, C)
-    return loss.sum(axis=1), QFLCache(x, sig, target, pos_mask, beta)
+    sp = softplus(x)
+    sig_beta = sig**beta
+    loss = sp * sig_beta  # (N, C): every entry as a negative
+    xp = x[pos_rows, pos_cols]
+    bce_p, mod_p = _positive_entries(xp, sig[pos_rows, pos_cols], y, beta)
+    loss[pos_rows, pos_cols] = bce_p * mod_p
+    cache = QFLCache(sig, sp, sig_beta, pos_rows, pos_cols, xp, y, beta)
+    return loss.sum(axis=1), cache
 
 
 def qfl_backward(d_loss: np.ndarray, cache: QFLCache) -> np.ndarray:
@@ -99,10 +115,15 @@ def qfl_backward(d_loss: np.ndarray, cache: QFLCache) -> np.ndarray:
     d_pred : ndarray, shape (N, C)
         See :func:`qfl_forward` for the formula.
     """
-    g = as_float(d_loss, "d_loss", cache.pred.shape[:1])
-    x, sig, y, beta = cache.pred, cache.sig, cache.target, cache.beta
-    diff = sig - y  # (N, C)
-    bce = softplus(x) - x * y
+    g = as_float(d_loss, "d_loss", cache.sig.shape[:1])
+    sig, beta = cache.sig, cache.beta
+    # negatives (y = 0): sigma^beta * (sigma + beta * softplus(x) * (1 - sigma))
+    d_x = cache.sig_beta * (sig + beta * cache.softplus * (1.0 - sig))  # (N, C)
+    # positives: the general formula at [row, label]
+    r, c, y = cache.pos_rows, cache.pos_cols, cache.pos_score
+    sig_p = sig[r, c]
+    diff = sig_p - y
+    bce_p, mod_p = _positive_entries(cache.pos_pred, sig_p, y, beta)
     # d|diff|^beta / d diff = beta |diff|^(beta-1) sign(diff); taken as 0 where
     # diff == 0 (its subgradient; only singular for beta < 1) and when beta == 0
     if beta == 0.0:
@@ -110,5 +131,6 @@ def qfl_backward(d_loss: np.ndarray, cache: QFLCache) -> np.ndarray:
     else:
         safe = np.where(diff == 0.0, 1.0, np.abs(diff))
         d_mod = np.where(diff == 0.0, 0.0, beta * safe ** (beta - 1.0) * np.sign(diff))
-    d_x = np.abs(diff) ** beta * diff + bce * d_mod * sig * (1.0 - sig)  # (N, C)
-    return g[:, None] * d_x
+    d_x[r, c] = mod_p * diff + bce_p * d_mod * sig_p * (1.0 - sig_p)
+    d_x *= g[:, None]
+    return d_x

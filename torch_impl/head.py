@@ -25,6 +25,7 @@ from .boxes import _decode, _overlaps, bbox2distance
 from .distributed import reduce_mean
 from .integral import Scale, _integral
 from .losses import distribution_focal_loss, giou_loss, quality_focal_loss
+from .nms import multiclass_nms
 from .validation import check_tensor
 
 
@@ -108,7 +109,9 @@ def gfl_loss(
       are not positives get weight 0.
     * Under ``torch.distributed`` both normalisers are averaged over ranks
       (``reduce_mean``), so DDP's gradient averaging reproduces the
-      single-process gradient of the whole batch.
+      single-process gradient of the whole batch — as long as neither
+      normaliser's rank mean falls below 1, where mmdetection's clamp
+      ``max(·, 1)`` (applied after the mean) takes over.
     * The loss runs with autocast disabled, in float32 at least.
     """
     if not isinstance(cfg, GFLConfig):
@@ -264,8 +267,6 @@ def gfl_predict(
         scores = torch.cat(scores_all, dim=1)  # (B, N, C)
         bg = torch.zeros(*scores.shape[:2], 1, dtype=work, device=device)
         scores = torch.cat([scores, bg], dim=2)  # (B, N, C+1)
-        from .nms import multiclass_nms  # TODO(move to top once torch_impl.nms lands)
-
         results = []
         for i, meta in enumerate(metas):
             h, w = meta.img_shape

@@ -26,6 +26,7 @@ from .validation import check_scalar, check_tensor
 
 CPU_BLOCK = 1024
 CUDA_BLOCK = 4096
+MAX_SHARED_BOXES = 8192
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -47,14 +48,19 @@ def iou_matrix(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     Tensor, shape (M, N)
-        :math:`I / ((A_i + A_j) - I)`, no eps; NaN for 0/0.
+        :math:`I / ((A_i + A_j) - I)` with
+        :math:`I = \max(0, \min(x_2) - \max(x_1)) \cdot \max(0, \min(y_2) - \max(y_1))`;
+        no eps, NaN for 0/0.
     """
-    area1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])  # (M,)
-    area2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])  # (N,)
-    w = torch.minimum(b1[:, None, 2], b2[None, :, 2]) - torch.maximum(b1[:, None, 0], b2[None, :, 0])  # (M, N)
-    h = torch.minimum(b1[:, None, 3], b2[None, :, 3]) - torch.maximum(b1[:, None, 1], b2[None, :, 1])  # (M, N)
-    inter = w.clamp_(min=0).mul_(h.clamp_(min=0))  # (M, N)
-    return inter / ((area1[:, None] + area2[None, :]) - inter)  # (M, N)
+    p = [b1[:, i].contiguous()[:, None] for i in range(4)]  # 4 x (M, 1)
+    q = [b2[:, i].contiguous()[None, :] for i in range(4)]  # 4 x (1, N)
+    area1 = (p[2] - p[0]) * (p[3] - p[1])  # (M, 1)
+    area2 = (q[2] - q[0]) * (q[3] - q[1])  # (1, N)
+    w = torch.minimum(p[2], q[2]).sub_(torch.maximum(p[0], q[0])).clamp_(min=0)  # (M, N)
+    h = torch.minimum(p[3], q[3]).sub_(torch.maximum(p[1], q[1])).clamp_(min=0)  # (M, N)
+    inter = w.mul_(h)  # (M, N)
+    union = (area1 + area2).sub_(inter)  # (M, N)
+    return inter.div_(union)
 
 
 def cluster_keep(sup: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
@@ -80,48 +86,99 @@ def cluster_keep(sup: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
     the ranks). The iteration :math:`k^{(t+1)}_j = a_j \land \lnot \bigvee_i
     (k^{(t)}_i \land S_{ij})` from :math:`k^{(0)} = a` fixes one more rank per
     step at least, and stops at the solution as soon as :math:`k` repeats;
-    in practice after a few steps.
+    in practice after a few steps. Each step is one matrix-vector product
+    :math:`k^\top S` (exact: integer counts below :math:`2^{24}`).
     """
+    s = sup.to(torch.float32)  # (n, n)
     keep = alive
     while True:
-        new = alive & ~(sup & keep[:, None]).any(dim=0)  # (n,)
+        hits = keep.to(torch.float32)[None, :] @ s  # (1, n) how many kept boxes suppress each
+        new = alive & (hits[0] == 0)  # (n,)
         if torch.equal(new, keep):
             return keep
         keep = new
 
 
-def _sorted_keep(b: torch.Tensor, groups: torch.Tensor | None, thr: float) -> torch.Tensor:
+def _sorted_keep(
+    b: torch.Tensor, groups: torch.Tensor | None, thr: float, box_sup: tuple | None = None
+) -> torch.Tensor:
     """Greedy per-group NMS of boxes already sorted by rank (grouped by class when given).
 
-    ``b (N, 4)`` in the working dtype; ``groups (N,)`` non-decreasing or None.
+    ``b (N, 4)`` in the working dtype; ``groups (N,)`` non-decreasing or None;
+    ``box_sup = (S, box_of)``: a precomputed box-level suppression matrix
+    ``S (U, U)`` and each entry's box, used instead of recomputing IoUs.
     Returns the kept mask ``(N,)``.
     """
     n = b.shape[0]
     keep = torch.zeros(n, dtype=torch.bool, device=b.device)
     thr_t = torch.tensor(thr, dtype=b.dtype, device=b.device)  # the threshold in the boxes' dtype
-    block = _block_size(b.device)
-    if groups is not None:
-        seg_start = torch.searchsorted(groups, groups)  # (N,) first index of each box's group
-    for s in range(0, n, block):
-        e = min(s + block, n)
-        bb = b[s:e]  # (n_b, 4)
+
+    def suppresses(rows: torch.Tensor | slice, cols: slice, mixed: bool) -> torch.Tensor:
+        if box_sup is not None:
+            mat, box_of = box_sup
+            # S is symmetric: S[c, :]^T restricted to rows r is S[r, c] (row gathers are fast)
+            hit = mat.index_select(0, box_of[cols]).t().contiguous().index_select(0, box_of[rows])
+        else:
+            hit = iou_matrix(b[rows], b[cols]) > thr_t  # (R, n_b)
+        if mixed:
+            hit &= groups[rows][:, None] == groups[cols][None, :]  # (R, n_b) same class only
+        return hit
+
+    for s, e, w, mixed in _block_plan(n, groups, _block_size(b.device)):
         alive = torch.ones(e - s, dtype=torch.bool, device=b.device)
-        w = 0 if groups is None else int(seg_start[s])  # earlier boxes of the block's first group
-        if w < s:
-            prev = torch.arange(w, s, device=b.device)[keep[w:s]]  # (P,) kept before the block
-            hit = iou_matrix(b[prev], bb) > thr_t  # (P, n_b)
-            if groups is not None:
-                hit &= groups[prev][:, None] == groups[None, s:e]  # (P, n_b)
-            alive = ~hit.any(dim=0)
-        sup = (iou_matrix(bb, bb) > thr_t).triu_(diagonal=1)  # (n_b, n_b)
-        if groups is not None:
-            sup &= groups[s:e, None] == groups[None, s:e]  # (n_b, n_b) same class only
+        if w < s:  # kept boxes of the block's first group before the block
+            prev = torch.arange(w, s, device=b.device)[keep[w:s]]  # (P,)
+            alive = ~suppresses(prev, slice(s, e), mixed).any(dim=0)
+        sup = suppresses(slice(s, e), slice(s, e), mixed).triu_(diagonal=1)  # (n_b, n_b)
         keep[s:e] = cluster_keep(sup, alive)
     return keep
 
 
-def _nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor | None, thr: float) -> torch.Tensor:
-    """Kept indices by descending score (stable) of per-group greedy NMS; inputs checked."""
+def _block_plan(
+    n: int, groups: torch.Tensor | None, block: int
+) -> list[tuple[int, int, int, bool]]:
+    """Blocks ``(start, end, window_start, mixed)`` over a group-sorted sequence.
+
+    Whole groups are packed into blocks of at most ``block`` entries; a larger
+    group is cut into chunks, each of which must also look back at the kept
+    boxes of its group from ``window_start`` on. ``mixed``: the block (or
+    window) holds more than one group, so a same-class mask is needed.
+    """
+    if groups is None:
+        return [(s, min(s + block, n), 0, False) for s in range(0, n, block)]
+    counts = torch.unique_consecutive(groups, return_counts=True)[1].tolist()  # host sync
+    plan: list[tuple[int, int, int, bool]] = []
+    start = 0  # first entry not yet in a block
+    pending = 0  # groups packed into the open block
+    pos = 0
+    for c in counts:
+        if pos + c - start > block and pos > start:  # close the open block before this group
+            plan.append((start, pos, start, pending > 1))
+            start, pending = pos, 0
+        if c > block:  # a big group alone, in chunks
+            for s in range(pos, pos + c, block):
+                plan.append((s, min(s + block, pos + c), pos, False))
+            start = pos + c
+        else:
+            pending += 1
+        pos += c
+    if pos > start:
+        plan.append((start, pos, start, pending > 1))
+    return plan
+
+
+def _nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    groups: torch.Tensor | None,
+    thr: float,
+    box_sup: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Kept indices by descending score (stable) of per-group greedy NMS; inputs checked.
+
+    ``box_sup = (S, box_id)``: entry ``i`` is box ``box_id[i]`` of a precomputed
+    box-level suppression matrix ``S``.
+    """
     n = boxes.shape[0]
     if n == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
@@ -132,7 +189,9 @@ def _nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor | None,
     else:
         by_group, order_g = None, order
     b = boxes[order_g].to(_work_dtype(boxes.dtype))  # (N, 4)
-    keep = _sorted_keep(b, None if groups is None else groups[order_g], thr)  # (N,)
+    if box_sup is not None:
+        box_sup = (box_sup[0], box_sup[1][order_g])
+    keep = _sorted_keep(b, None if groups is None else groups[order_g], thr, box_sup)  # (N,)
     if by_group is None:
         return order[keep]
     ranks = by_group[keep].sort().values  # kept ranks, by descending score
@@ -250,12 +309,17 @@ def multiclass_nms(
 
     scores = multi_scores[:, :num_classes]  # (N, C)
     box_of, cls_of = torch.nonzero(scores > tau, as_tuple=True)  # (M,) row-major
+    box_sup = None
     if shared:
         cand_boxes = multi_bboxes[box_of]  # (M, 4)
+        used, box_id = torch.unique(box_of, return_inverse=True)  # (U,), (M,)
+        if used.shape[0] <= MAX_SHARED_BOXES:  # IoUs of the U boxes once, for every class
+            ub = multi_bboxes[used].to(_work_dtype(multi_bboxes.dtype))  # (U, 4)
+            box_sup = (iou_matrix(ub, ub) > torch.tensor(thr, dtype=ub.dtype, device=ub.device), box_id)  # (U, U)
     else:
         cand_boxes = multi_bboxes.reshape(n, num_classes, 4)[box_of, cls_of]  # (M, 4)
     cand_scores = scores[box_of, cls_of]  # (M,)
-    keep = _nms(cand_boxes, cand_scores, cls_of, thr)
+    keep = _nms(cand_boxes, cand_scores, cls_of, thr, box_sup)
     if max_num > 0:
         keep = keep[:max_num]
     return _dets(cand_boxes[keep], cand_scores[keep]), cls_of[keep]

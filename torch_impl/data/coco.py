@@ -83,7 +83,9 @@ class CocoDetection:
         ``cat_ids[label]`` is the COCO category id of ``label``.
     """
 
-    def __init__(self, ann_file: str | os.PathLike, image_dir: str | os.PathLike, image_size: int = 512):
+    def __init__(
+        self, ann_file: str | os.PathLike, image_dir: str | os.PathLike, image_size: int = 512
+    ):
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
         self.image_size = check_scalar(image_size, "image_size", low=32, integer=True)
@@ -105,11 +107,15 @@ class CocoDetection:
         except UnicodeDecodeError as exc:
             raise ValueError(f"{path} is not UTF-8 text: {exc}") from exc
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: the top level must be a JSON object, got {type(data).__name__}")
+            raise ValueError(
+                f"{path}: the top level must be a JSON object, got {type(data).__name__}"
+            )
         for key in ("images", "annotations", "categories"):
             if key not in data:
-                raise ValueError(f"{path}: missing the key {key!r} (a COCO instances file has "
-                                 "'images', 'annotations' and 'categories')")
+                raise ValueError(
+                    f"{path}: missing the key {key!r} (a COCO instances file has "
+                    "'images', 'annotations' and 'categories')"
+                )
             if not isinstance(data[key], list):
                 raise ValueError(f"{path}: {key!r} must be a list, got {type(data[key]).__name__}")
         return data
@@ -120,9 +126,15 @@ class CocoDetection:
             raise ValueError(f"{src}: 'categories' must not be empty")
         cats: dict[int, str] = {}
         for k, c in enumerate(data["categories"]):
-            if not isinstance(c, dict) or not _is_int(c.get("id")) or not isinstance(c.get("name"), str):
-                raise ValueError(f"{src}: categories[{k}] must be an object with an int 'id' and "
-                                 f"a str 'name', got {c!r}")
+            if (
+                not isinstance(c, dict)
+                or not _is_int(c.get("id"))
+                or not isinstance(c.get("name"), str)
+            ):
+                raise ValueError(
+                    f"{src}: categories[{k}] must be an object with an int 'id' and "
+                    f"a str 'name', got {c!r}"
+                )
             if c["id"] in cats:
                 raise ValueError(f"{src}: category id {c['id']} appears twice")
             cats[c["id"]] = c["name"]
@@ -132,17 +144,28 @@ class CocoDetection:
 
         images: dict[int, dict] = {}
         for k, im in enumerate(data["images"]):
-            ok = (isinstance(im, dict) and _is_int(im.get("id")) and isinstance(im.get("file_name"), str)
-                  and _is_int(im.get("width")) and _is_int(im.get("height"))
-                  and im["width"] > 0 and im["height"] > 0)
+            ok = (
+                isinstance(im, dict)
+                and _is_int(im.get("id"))
+                and isinstance(im.get("file_name"), str)
+                and _is_int(im.get("width"))
+                and _is_int(im.get("height"))
+                and im["width"] > 0
+                and im["height"] > 0
+            )
             if not ok:
-                raise ValueError(f"{src}: images[{k}] must be an object with an int 'id', a str "
-                                 f"'file_name' and positive int 'width' and 'height', got {im!r}")
+                raise ValueError(
+                    f"{src}: images[{k}] must be an object with an int 'id', a str "
+                    f"'file_name' and positive int 'width' and 'height', got {im!r}"
+                )
             if im["id"] in images:
                 raise ValueError(f"{src}: image id {im['id']} appears twice")
             images[im["id"]] = im
-        missing = [str(self.image_dir / im["file_name"]) for im in images.values()
-                   if not (self.image_dir / im["file_name"]).is_file()]
+        missing = [
+            str(self.image_dir / im["file_name"])
+            for im in images.values()
+            if not (self.image_dir / im["file_name"]).is_file()
+        ]
         if missing:
             raise FileNotFoundError(
                 f"{src}: {len(missing)} of {len(images)} image file(s) not found under "
@@ -157,16 +180,25 @@ class CocoDetection:
                 raise ValueError(f"{src}: annotations[{k}] must be an object, got {a!r}")
             aid = a.get("id", f"#{k}")
             if a.get("image_id") not in images:
-                raise ValueError(f"{src}: annotation {aid} refers to image_id {a.get('image_id')!r}, "
-                                 "which is not in 'images'")
+                raise ValueError(
+                    f"{src}: annotation {aid} refers to image_id {a.get('image_id')!r}, "
+                    "which is not in 'images'"
+                )
             if a.get("category_id") not in cat_to_label:
-                raise ValueError(f"{src}: annotation {aid} has category_id {a.get('category_id')!r}, "
-                                 f"expected one of the category ids {self.cat_ids}")
+                raise ValueError(
+                    f"{src}: annotation {aid} has category_id {a.get('category_id')!r}, "
+                    f"expected one of the category ids {self.cat_ids}"
+                )
             box = a.get("bbox")
-            if (not isinstance(box, list) or len(box) != 4
-                    or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)):
-                raise ValueError(f"{src}: annotation {aid} must have 'bbox' = [x, y, width, height] "
-                                 f"(4 numbers), got {box!r}")
+            if (
+                not isinstance(box, list)
+                or len(box) != 4
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+            ):
+                raise ValueError(
+                    f"{src}: annotation {aid} must have 'bbox' = [x, y, width, height] "
+                    f"(4 numbers), got {box!r}"
+                )
             if not all(math.isfinite(v) for v in box):
                 raise ValueError(f"{src}: annotation {aid} has a non-finite bbox {box!r}")
             x, y, w, h = (float(v) for v in box)
@@ -193,18 +225,33 @@ class CocoDetection:
 
         name = src.name
         if degenerate:
-            warnings.warn(f"{name}: dropped {len(degenerate)} annotation(s) with zero or negative "
-                          f"width/height (ids {_ids(degenerate)})", DataWarning, stacklevel=3)
+            warnings.warn(
+                f"{name}: dropped {len(degenerate)} annotation(s) with zero or negative "
+                f"width/height (ids {_ids(degenerate)})",
+                DataWarning,
+                stacklevel=3,
+            )
         if outside:
-            warnings.warn(f"{name}: dropped {len(outside)} annotation(s) lying wholly outside "
-                          f"their image (ids {_ids(outside)})", DataWarning, stacklevel=3)
+            warnings.warn(
+                f"{name}: dropped {len(outside)} annotation(s) lying wholly outside "
+                f"their image (ids {_ids(outside)})",
+                DataWarning,
+                stacklevel=3,
+            )
         if clipped:
-            warnings.warn(f"{name}: clipped {len(clipped)} annotation(s) that reach outside "
-                          f"their image to the image (ids {_ids(clipped)})", DataWarning, stacklevel=3)
+            warnings.warn(
+                f"{name}: clipped {len(clipped)} annotation(s) that reach outside "
+                f"their image to the image (ids {_ids(clipped)})",
+                DataWarning,
+                stacklevel=3,
+            )
         if crowd:
-            warnings.warn(f"{name}: {len(crowd)} iscrowd annotation(s) are not training targets; "
-                          f"evaluation treats them as crowd regions (ids {_ids(crowd)})",
-                          DataWarning, stacklevel=3)
+            warnings.warn(
+                f"{name}: {len(crowd)} iscrowd annotation(s) are not training targets; "
+                f"evaluation treats them as crowd regions (ids {_ids(crowd)})",
+                DataWarning,
+                stacklevel=3,
+            )
 
         self.image_ids = sorted(images)
         self._images = images
@@ -279,18 +326,22 @@ def export_coco(
         if (h, w) != (oh, ow):
             img = np.asarray(Image.fromarray(img).resize((ow, oh), Image.BILINEAR))
         Image.fromarray(img).save(out / image_subdir / name)
-        images.append({"id": int(s.image_id), "file_name": name, "width": int(ow), "height": int(oh)})
+        images.append(
+            {"id": int(s.image_id), "file_name": name, "width": int(ow), "height": int(oh)}
+        )
         scale = np.asarray(s.meta.get("scale_factor", (1.0,) * 4), np.float32)
         for box, label, area in zip(s.boxes / scale, s.labels, s.areas):
             x1, y1, x2, y2 = (float(v) for v in box)
-            anns.append({
-                "id": len(anns) + 1,
-                "image_id": int(s.image_id),
-                "category_id": int(label) + 1,
-                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                "area": float(area),
-                "iscrowd": 0,
-            })
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": int(s.image_id),
+                    "category_id": int(label) + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": float(area),
+                    "iscrowd": 0,
+                }
+            )
     data = {
         "images": images,
         "annotations": anns,

@@ -13,7 +13,9 @@ from .synthetic import Sample
 __all__ = ["Batch", "collate", "hflip", "letterbox"]
 
 
-def letterbox(image: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, dict]:
+def letterbox(
+    image: np.ndarray, boxes: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Resize so the longer side is ``size`` (aspect kept), pad bottom/right to square.
 
     Parameters

@@ -35,7 +35,9 @@ class BasicBlock(nn.Module):
         self.conv2 = _conv_bn(cout, cout, 3, 1, act=False)
         nn.init.zeros_(self.conv2[1].weight)
         self.shortcut = (
-            _conv_bn(cin, cout, 1, stride, act=False) if stride != 1 or cin != cout else nn.Identity()
+            _conv_bn(cin, cout, 1, stride, act=False)
+            if stride != 1 or cin != cout
+            else nn.Identity()
         )
         self.relu = nn.ReLU(inplace=True)
 

@@ -28,7 +28,9 @@ class FPN(nn.Module):
         the ReLU of the one before (so 5 levels give P3–P7).
     """
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int = 64, num_outs: int = 5) -> None:
+    def __init__(
+        self, in_channels: Sequence[int], out_channels: int = 64, num_outs: int = 5
+    ) -> None:
         super().__init__()
         out_channels = check_scalar(out_channels, "out_channels", low=1, integer=True)
         self.num_outs = check_scalar(num_outs, "num_outs", low=len(in_channels), integer=True)
@@ -52,7 +54,9 @@ class FPN(nn.Module):
             raise ValueError(f"feats must have {len(self.lateral)} levels, got {len(feats)}")
         lat = [conv(f) for conv, f in zip(self.lateral, feats)]
         for k in range(len(lat) - 1, 0, -1):
-            lat[k - 1] = lat[k - 1] + F.interpolate(lat[k], size=lat[k - 1].shape[-2:], mode="nearest")
+            lat[k - 1] = lat[k - 1] + F.interpolate(
+                lat[k], size=lat[k - 1].shape[-2:], mode="nearest"
+            )
         outs = [conv(x) for conv, x in zip(self.output, lat)]
         for k, conv in enumerate(self.extra):
             outs.append(conv(outs[-1] if k == 0 else F.relu(outs[-1])))

@@ -1,0 +1,226 @@
+"""Sphinx configuration of the GFL from Scratch site (MyST-NB, sphinx-book-theme).
+
+Built by ``make docs``: ``sphinx-build -W -b html docs docs/_build/html``.
+
+At build time (``config-inited``) this file
+
+* copies ``notebooks/*.ipynb`` into ``docs/notebooks/`` (git-ignored), where
+  MyST-NB executes and renders them;
+* writes one API page per public module of ``reference`` and ``torch_impl``
+  into ``docs/api/`` (git-ignored), so a new module is documented without
+  editing anything here;
+* renders ``bench_results/bench.json`` (written by ``make bench``), if present,
+  into ``docs/_generated/bench.md``, which ``benchmarks.md`` includes.
+
+Importing this file has no side effects (``tests/test_notebooks.py`` reads it).
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import shutil
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# -- Project -----------------------------------------------------------------
+project = "GFL from Scratch"
+author = "the GFL from Scratch contributors"
+copyright = "the GFL from Scratch contributors, Apache-2.0"  # noqa: A001
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+]
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+root_doc = "index"
+exclude_patterns = ["_build", "_generated", "**.ipynb_checkpoints", "README.md"]
+
+# -- Math: a local MathJax, never a CDN ----------------------------------------
+# docs/fetch_mathjax.py installs MathJax 3 from the npm registry into
+# docs/_static/mathjax/ (git-ignored); a relative mathjax_path is relative to
+# the built site's _static/ directory.
+mathjax_path = "mathjax/tex-svg.js"
+mathjax3_config = {
+    "loader": {"load": []},
+    "options": {"enableMenu": False},
+}
+
+# -- MyST / MyST-NB ------------------------------------------------------------
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
+nb_execution_mode = "force"  # every build runs the notebooks top to bottom
+nb_execution_timeout = 300
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+nb_kernel_rgx_aliases = {".*": "python3"}
+
+# -- API reference (numpydoc-style docstrings through napoleon) ------------------
+autodoc_default_options = {"members": True, "member-order": "bysource"}
+autodoc_typehints = "none"
+autodoc_mock_imports: list[str] = []
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_ivar = True  # "Attributes" as fields: no duplicates of dataclass members
+napoleon_use_rtype = False
+
+# -- HTML ----------------------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_title = "GFL from Scratch"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+html_theme_options = {
+    "show_toc_level": 2,
+    "use_download_button": True,
+    "use_fullscreen_button": False,
+    "home_page_in_toc": True,
+}
+html_last_updated_fmt = None
+html_show_sourcelink = False
+
+# -- Packages documented in the API reference -----------------------------------
+API_PACKAGES = ("reference", "torch_impl")
+NOTEBOOKS = ROOT / "notebooks"
+BENCH_JSON = ROOT / "bench_results" / "bench.json"
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write only on change, so Sphinx's incremental build stays incremental."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def sync_notebooks() -> list[str]:
+    """Copy ``notebooks/*.ipynb`` into ``docs/notebooks/``; drop stale copies."""
+    dest = DOCS / "notebooks"
+    dest.mkdir(exist_ok=True)
+    names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+    for name in names:
+        src, dst = NOTEBOOKS / name, dest / name
+        if not dst.is_file() or dst.read_bytes() != src.read_bytes():
+            shutil.copy2(src, dst)
+    for old in dest.glob("*.ipynb"):
+        if old.name not in names:
+            old.unlink()
+    return names
+
+
+def public_modules(package: str) -> list[str]:
+    """Dotted names of the modules of ``package`` (recursively), private ones excluded."""
+    pkg_dir = ROOT / package
+    names = []
+    for info in pkgutil.walk_packages([str(pkg_dir)], prefix=package + "."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        names.append(info.name)
+    return sorted(names)
+
+
+def write_api_pages() -> None:
+    """One MyST page per public module: an ``automodule`` with its members."""
+    dest = DOCS / "api"
+    wanted = set()
+    for package in API_PACKAGES:
+        for module in public_modules(package):
+            wanted.add(f"{module}.md")
+            text = (
+                f"# `{module}`\n\n"
+                "```{eval-rst}\n"
+                f".. automodule:: {module}\n"
+                "   :members:\n"
+                "```\n"
+            )
+            _write_if_changed(dest / f"{module}.md", text)
+    for old in dest.glob("*.md"):
+        if old.name not in wanted:
+            old.unlink()
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, sort_keys=True)
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(rows: list[dict]) -> str:
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def render_bench(data: object) -> str:
+    """Markdown for a benchmark JSON of any reasonable shape, numbers untouched."""
+    out: list[str] = []
+
+    def walk(obj: object, title: str | None, depth: int) -> None:
+        heading = "#" * min(depth, 6)
+        if isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
+            if title:
+                out.append(f"{heading} {title}\n")
+            out.append(_table(obj) + "\n")
+        elif isinstance(obj, dict):
+            scalars = {k: v for k, v in obj.items() if not isinstance(v, (dict, list))}
+            nested = {k: v for k, v in obj.items() if isinstance(v, (dict, list))}
+            if title:
+                out.append(f"{heading} {title}\n")
+            if scalars:
+                out.append(_table([{"key": k, "value": v} for k, v in scalars.items()]) + "\n")
+            for key, value in nested.items():
+                walk(value, str(key), depth + 1)
+        else:
+            if title:
+                out.append(f"{heading} {title}\n")
+            out.append(f"`{_cell(obj)}`\n")
+
+    walk(data, None, 2)
+    return "\n".join(out)
+
+
+def write_bench_page() -> None:
+    """``_generated/bench.md``: the results of ``make bench``, or a note that there are none."""
+    if BENCH_JSON.is_file():
+        data = json.loads(BENCH_JSON.read_text())
+        text = (
+            "These numbers were read from `bench_results/bench.json` when this site was "
+            "built. They are whatever `make bench` measured on the machine that ran it.\n\n"
+            + render_bench(data)
+        )
+    else:
+        text = (
+            "```{note}\n"
+            "No benchmark results were available when this site was built: "
+            "`bench_results/bench.json` did not exist. Run `make bench`, then `make docs`, "
+            "to include them here.\n"
+            "```\n"
+        )
+    _write_if_changed(DOCS / "_generated" / "bench.md", text)
+
+
+def _on_config_inited(app, config) -> None:  # noqa: ARG001
+    sync_notebooks()
+    write_api_pages()
+    write_bench_page()
+
+
+def setup(app):
+    app.connect("config-inited", _on_config_inited)
+    return {"parallel_read_safe": True}

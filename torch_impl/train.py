@@ -1,0 +1,652 @@
+"""Training: one loop for one CPU, one GPU, or many processes under ``torchrun``.
+
+* AdamW or SGD, linear warm-up then cosine decay, per iteration;
+* AMP (float16 autocast + gradient scaling) on CUDA;
+* ``DistributedDataParallel`` and a ``DistributedSampler`` whenever the
+  process was started by ``torchrun`` (or with ``RANK``/``WORLD_SIZE`` set):
+  the same code, on gloo for CPUs and NCCL for GPUs;
+* checkpoints written atomically (temporary file, fsync, rename) and read
+  with ``weights_only=True``; ``resume`` continues exactly where the last one
+  stopped: same weights, optimizer state, schedule position, data order and
+  augmentation, so an interrupted-and-resumed run ends with the same weights
+  as an uninterrupted one;
+* Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes a checkpoint
+  and raises :class:`KeyboardInterrupt`; a non-finite loss stops training
+  with a :class:`FloatingPointError` that says which loss and where.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from reference.config import GFLConfig
+from reference.validation import check_choice, check_scalar
+
+from .data.coco import CocoDetection
+from .data.synthetic import CLASS_NAMES, Sample, SyntheticDetection
+from .data.transforms import Batch, collate, hflip
+from .model.detector import PRESETS, GFLDetector, ModelConfig, config_from_dict
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "TrainConfig",
+    "TrainResult",
+    "build_datasets",
+    "build_model",
+    "load_checkpoint",
+    "lr_at",
+    "save_checkpoint",
+    "train",
+]
+
+CHECKPOINT_FORMAT = "gfl-from-scratch/1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about a training run except the model's shape.
+
+    Attributes
+    ----------
+    out_dir : str
+        Run folder: ``last.pt`` (checkpoint), ``train_log.jsonl`` (losses).
+    data : {"synthetic", "coco"}
+    train_json, train_images, val_json, val_images : str or None
+        COCO instances files and image folders (``data="coco"``).
+    train_size, val_size : int
+        Synthetic images per split.
+    data_seed : int
+        Seed of the synthetic images.
+    image_size : int
+        Network input side (COCO images are letterboxed to it).
+    epochs : int
+    batch_size : int
+        Images per step *per process*.
+    optimizer : {"adamw", "sgd"}
+    lr : float
+        Peak learning rate (per step of ``batch_size × world size`` images).
+    weight_decay : float
+        Applied to conv/linear weights only (not to norms, biases, scales).
+    momentum : float
+        SGD momentum (AdamW's beta1 stays 0.9).
+    warmup_iters : int
+        Linear warm-up from ``warmup_ratio × lr``.
+    warmup_ratio : float
+    min_lr_ratio : float
+        The cosine decays to ``min_lr_ratio × lr`` at the last step.
+    grad_clip : float or None
+        Clip the global gradient norm to this (None: off).
+    hflip : bool
+        Random horizontal flips (deterministic per seed, epoch and image).
+    seed : int
+        Model initialisation and data order.
+    amp : bool
+        float16 autocast + GradScaler when running on CUDA (ignored on CPU).
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
+    threads : int
+        CPU threads per process (0: cores / local processes).
+    num_workers : int
+        DataLoader worker processes.
+    checkpoint_every : int
+        Write ``last.pt`` every this many steps (and at the end).
+    stop_after : int or None
+        Stop (with a checkpoint) once this many steps are done; the schedule
+        still spans the whole run, so ``resume`` continues it.
+    progress : bool
+        Show a tqdm progress bar (rank 0).
+    """
+
+    out_dir: str = "runs/gfl"
+    data: str = "synthetic"
+    train_json: str | None = None
+    train_images: str | None = None
+    val_json: str | None = None
+    val_images: str | None = None
+    train_size: int = 4000
+    val_size: int = 500
+    data_seed: int = 0
+    image_size: int = 128
+    epochs: int = 3
+    batch_size: int = 16
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    warmup_iters: int = 100
+    warmup_ratio: float = 0.001
+    min_lr_ratio: float = 0.02
+    grad_clip: float | None = 10.0
+    hflip: bool = True
+    seed: int = 0
+    amp: bool = True
+    device: str = "auto"
+    threads: int = 0
+    num_workers: int = 0
+    checkpoint_every: int = 200
+    stop_after: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice(self.data, "data", ("synthetic", "coco"))
+        check_choice(self.optimizer, "optimizer", ("adamw", "sgd"))
+        for name in ("train_size", "epochs", "batch_size", "checkpoint_every"):
+            check_scalar(getattr(self, name), name, low=1, integer=True)
+        for name in ("val_size", "warmup_iters", "data_seed", "seed", "threads", "num_workers"):
+            check_scalar(getattr(self, name), name, low=0, integer=True)
+        check_scalar(self.image_size, "image_size", low=32, integer=True)
+        check_scalar(self.lr, "lr", low=0.0, low_open=True)
+        check_scalar(self.weight_decay, "weight_decay", low=0.0)
+        check_scalar(self.momentum, "momentum", low=0.0, high=1.0)
+        check_scalar(self.warmup_ratio, "warmup_ratio", low=0.0, high=1.0)
+        check_scalar(self.min_lr_ratio, "min_lr_ratio", low=0.0, high=1.0)
+        if self.grad_clip is not None:
+            check_scalar(self.grad_clip, "grad_clip", low=0.0, low_open=True)
+        if self.stop_after is not None:
+            check_scalar(self.stop_after, "stop_after", low=0, integer=True)
+        if self.data == "coco" and not (self.train_json and self.train_images):
+            raise ValueError(
+                "data='coco' needs train_json and train_images, got "
+                f"{self.train_json!r} and {self.train_images!r}"
+            )
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (on every rank)."""
+
+    checkpoint: Path
+    iterations: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_model(
+    model_cfg: ModelConfig | str = "cpu", head_cfg: GFLConfig | None = None, num_classes: int = 6
+) -> GFLDetector:
+    """A :class:`GFLDetector` from a config or a preset name (``"cpu"``, ``"gpu"``)."""
+    if isinstance(model_cfg, str):
+        check_choice(model_cfg, "model_cfg", tuple(PRESETS))
+        model_cfg = dataclasses.replace(PRESETS[model_cfg], num_classes=num_classes)
+    return GFLDetector(model_cfg, head_cfg)
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Any, Any | None, tuple[str, ...], list[int]]:
+    """``(train_set, val_set or None, class_names, cat_ids)`` described by ``cfg``."""
+    if cfg.data == "synthetic":
+        train = SyntheticDetection(
+            cfg.train_size, cfg.image_size, cfg.data_seed, "train", cache=True
+        )
+        val = (
+            SyntheticDetection(cfg.val_size, cfg.image_size, cfg.data_seed, "val")
+            if cfg.val_size
+            else None
+        )
+        return train, val, CLASS_NAMES, list(range(1, len(CLASS_NAMES) + 1))
+    train = CocoDetection(cfg.train_json, cfg.train_images, cfg.image_size)
+    val = None
+    if cfg.val_json:
+        val = CocoDetection(cfg.val_json, cfg.val_images or cfg.train_images, cfg.image_size)
+        if val.cat_ids != train.cat_ids:
+            raise ValueError(
+                f"val_json categories {val.cat_ids} differ from train_json's {train.cat_ids}"
+            )
+    return train, val, train.class_names, list(train.cat_ids)
+
+
+class _EpochView:
+    """The training set as seen in one epoch: deterministic random flips."""
+
+    def __init__(self, dataset: Any, epoch: int, seed: int, flip: bool) -> None:
+        self.dataset, self.epoch, self.seed, self.flip = dataset, epoch, seed, flip
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Sample:
+        sample = self.dataset[index]
+        if self.flip:
+            u = zlib.crc32(f"{self.seed}/{self.epoch}/{index}".encode()) / 2**32
+            if u < 0.5:
+                sample = hflip(sample)
+        return sample
+
+
+class _ListSampler(torch.utils.data.Sampler):
+    def __init__(self, indices: Sequence[int]) -> None:
+        self.indices = list(indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def lr_at(cfg: TrainConfig, it: int, total: int) -> float:
+    """The learning rate of step ``it`` (0-based) of ``total``: linear warm-up, then cosine."""
+    if cfg.warmup_iters and it < cfg.warmup_iters:
+        k = it / cfg.warmup_iters
+        return cfg.lr * (cfg.warmup_ratio + (1 - cfg.warmup_ratio) * k)
+    span = max(total - cfg.warmup_iters, 1)
+    t = min(max(it - cfg.warmup_iters, 0) / span, 1.0)
+    low = cfg.lr * cfg.min_lr_ratio
+    return low + (cfg.lr - low) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    groups = _param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+    """Write ``state`` with :func:`torch.save` atomically: a temporary file, fsync, rename.
+
+    A reader sees either the previous checkpoint or the new one, never half
+    of one, even if the process dies while writing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True`` and check that it is one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing
+        raise ValueError(f"{path} is not a readable checkpoint: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
+    return state
+
+
+def model_from_checkpoint(state: dict) -> GFLDetector:
+    """Rebuild the detector described by a checkpoint and load its weights."""
+    cfgs = state["configs"]
+    model = GFLDetector(
+        config_from_dict(ModelConfig, cfgs["model"]), config_from_dict(GFLConfig, cfgs["head"])
+    )
+    model.load_state_dict(state["model"])
+    return model
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+def _dist_env() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from the environment (torchrun's variables)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    return rank, world, local
+
+
+def _pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM → finish the step, checkpoint, stop. A second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(
+    cfg: TrainConfig,
+    model_cfg: ModelConfig | str = "cpu",
+    head_cfg: GFLConfig | None = None,
+    *,
+    resume: bool = False,
+    init_method: str | None = None,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Train a :class:`GFLDetector`; returns where the final checkpoint is.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    model_cfg : ModelConfig or str
+        A config, or a preset name; its ``num_classes`` is set from the data.
+    head_cfg : GFLConfig, optional
+        Default: ``GFLConfig(num_classes=…)`` (mmdetection's GFL settings).
+    resume : bool
+        Continue from ``out_dir/last.pt`` (its configs win over the arguments,
+        except ``stop_after``, ``progress`` and ``epochs``-independent I/O
+        settings, which come from ``cfg``).
+    init_method : str, optional
+        ``torch.distributed`` rendezvous (default ``env://``, as torchrun
+        sets up); only used when ``WORLD_SIZE > 1``.
+    on_step : callable, optional
+        Called on rank 0 after each step with ``(iteration, log_record)``.
+
+    Returns
+    -------
+    TrainResult
+    """
+    rank, world, local_rank = _dist_env()
+    started_dist = False
+    if world > 1 and not dist.is_initialized():
+        device = _pick_device(cfg, local_rank)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(
+            backend, init_method=init_method or "env://", rank=rank, world_size=world
+        )
+        started_dist = True
+    try:
+        return _train(cfg, model_cfg, head_cfg, resume, rank, world, local_rank, on_step)
+    finally:
+        if started_dist:
+            dist.destroy_process_group()
+
+
+def _train(cfg, model_cfg, head_cfg, resume, rank, world, local_rank, on_step) -> TrainResult:
+    out_dir = Path(cfg.out_dir)
+    ckpt_path = out_dir / "last.pt"
+    log_path = out_dir / "train_log.jsonl"
+    state = None
+    if resume:
+        state = load_checkpoint(ckpt_path)
+        saved = dict(state["configs"]["train"])
+        for keep in ("stop_after", "progress", "device", "threads", "num_workers", "out_dir"):
+            saved[keep] = getattr(cfg, keep)
+        cfg = config_from_dict(TrainConfig, saved)
+        model_cfg = config_from_dict(ModelConfig, state["configs"]["model"])
+        head_cfg = config_from_dict(GFLConfig, state["configs"]["head"])
+
+    device = _pick_device(cfg, local_rank)
+    if device.type == "cpu":
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // local_world))
+    elif device.type == "cuda":
+        torch.cuda.set_device(device)
+    use_amp = cfg.amp and device.type == "cuda"
+
+    train_set, _, class_names, cat_ids = build_datasets(cfg)
+    num_classes = len(class_names)
+    if isinstance(model_cfg, str):
+        check_choice(model_cfg, "model_cfg", tuple(PRESETS))
+        model_cfg = PRESETS[model_cfg]
+    model_cfg = dataclasses.replace(model_cfg, num_classes=num_classes)
+    head_cfg = head_cfg or GFLConfig(num_classes=num_classes)
+    if head_cfg.num_classes != num_classes:
+        head_cfg = dataclasses.replace(head_cfg, num_classes=num_classes)
+
+    torch.manual_seed(cfg.seed)
+    model = GFLDetector(model_cfg, head_cfg).to(device)
+    optimizer = _make_optimizer(cfg, model)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start_it = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        start_it = int(state["iteration"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+    ddp_model: nn.Module = model
+    if world > 1:
+        ddp_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    sampler = torch.utils.data.DistributedSampler(
+        train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
+    )
+    iters_per_epoch = len(sampler) // cfg.batch_size
+    if iters_per_epoch == 0:
+        raise ValueError(
+            f"batch_size must be <= images per process ({len(sampler)}), got {cfg.batch_size}"
+        )
+    total = cfg.epochs * iters_per_epoch
+    stop_at = total if cfg.stop_after is None else min(total, cfg.stop_after)
+
+    def snapshot(iteration: int) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "iteration": iteration,
+            "total_iterations": total,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if use_amp else None,
+            "torch_rng": torch.get_rng_state(),
+            "configs": {"train": asdict(cfg), **model.config_dict()},
+            "class_names": list(class_names),
+            "cat_ids": [int(c) for c in cat_ids],
+        }
+
+    def checkpoint(iteration: int) -> None:
+        if rank == 0:
+            save_checkpoint(ckpt_path, snapshot(iteration))
+        if world > 1:
+            dist.barrier()
+
+    history: list[dict] = []
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if log_path.exists() and start_it > 0:  # keep the log of the steps the checkpoint has
+            with open(log_path) as f:
+                history = [r for r in map(json.loads, f) if r["iter"] < start_it]
+        with open(log_path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in history)
+
+    bar = None
+    if rank == 0 and cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=stop_at,
+            initial=start_it,
+            desc="train",
+            unit="it",
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
+    t0 = time.perf_counter()
+    it = start_it
+    guard = {"updating": False}  # True from the optimizer update until ``it`` counts it
+    stopped = False
+    model.train()
+    with _StopFlag() as stop, open(log_path, "a") if rank == 0 else contextlib.nullcontext() as log:
+        try:
+            while it < stop_at:
+                epoch, pos = divmod(it, iters_per_epoch)
+                sampler.set_epoch(epoch)
+                indices = list(sampler)[pos * cfg.batch_size : iters_per_epoch * cfg.batch_size]
+                loader = torch.utils.data.DataLoader(
+                    _EpochView(train_set, epoch, cfg.seed, cfg.hflip),
+                    batch_size=cfg.batch_size,
+                    sampler=_ListSampler(indices),
+                    drop_last=True,
+                    collate_fn=collate,
+                    num_workers=cfg.num_workers,
+                    pin_memory=device.type == "cuda",
+                )
+                for batch in loader:
+                    if it >= stop_at:
+                        break
+                    record = _step(
+                        ddp_model,
+                        optimizer,
+                        scaler,
+                        batch.to(device),
+                        cfg,
+                        lr_at(cfg, it, total),
+                        use_amp,
+                        device,
+                        it,
+                        guard,
+                    )
+                    it += 1
+                    guard["updating"] = False
+                    record.update(iter=it - 1, epoch=epoch, time=round(time.perf_counter() - t0, 3))
+                    if rank == 0:
+                        history.append(record)
+                        log.write(json.dumps(record) + "\n")
+                        if bar is not None:
+                            bar.update(1)
+                            bar.set_postfix(
+                                cls=f"{record['loss_cls']:.3f}",
+                                bbox=f"{record['loss_bbox']:.3f}",
+                                dfl=f"{record['loss_dfl']:.3f}",
+                                lr=f"{record['lr']:.1e}",
+                                refresh=False,
+                            )
+                        if on_step is not None:
+                            on_step(it, record)
+                    if _any_rank(stop.requested, world, device):
+                        stopped = True
+                        break
+                    if it % cfg.checkpoint_every == 0 and it < stop_at:
+                        checkpoint(it)
+                if stopped:
+                    break
+        except KeyboardInterrupt:
+            # A hard interrupt (a second Ctrl-C): save unless it hit the weight update itself,
+            # in which case the previous checkpoint is the consistent one.
+            if rank == 0 and not guard["updating"]:
+                save_checkpoint(ckpt_path, snapshot(it))
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    checkpoint(it)
+    if stopped:
+        raise KeyboardInterrupt(f"training interrupted after step {it}; checkpoint {ckpt_path}")
+    return TrainResult(ckpt_path, it, time.perf_counter() - t0, history)
+
+
+def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    if world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _step(
+    model,
+    optimizer,
+    scaler,
+    batch: Batch,
+    cfg: TrainConfig,
+    lr: float,
+    use_amp: bool,
+    device: torch.device,
+    it: int,
+    guard: dict,
+) -> dict:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+        losses = model(batch.images, batch.gt_bboxes, batch.gt_labels, batch.img_metas)
+    loss = losses["loss_cls"] + losses["loss_bbox"] + losses["loss_dfl"]
+    values = torch.stack(
+        [loss.detach(), *(losses[k].detach() for k in ("loss_cls", "loss_bbox", "loss_dfl"))]
+    ).tolist()
+    if not all(math.isfinite(v) for v in values):
+        raise FloatingPointError(
+            f"non-finite loss at step {it}: loss_cls={values[1]}, loss_bbox={values[2]}, "
+            f"loss_dfl={values[3]} (lr {lr:.3g}); the last checkpoint is untouched — "
+            "try a lower --lr or a longer --warmup-iters"
+        )
+    scaler.scale(loss).backward()
+    grad_norm = float("nan")
+    if cfg.grad_clip is not None:
+        scaler.unscale_(optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+    guard["updating"] = True
+    scaler.step(optimizer)
+    scaler.update()
+    return {
+        "lr": lr,
+        "loss": values[0],
+        "loss_cls": values[1],
+        "loss_bbox": values[2],
+        "loss_dfl": values[3],
+        "grad_norm": grad_norm,
+    }
