@@ -1,6 +1,7 @@
 # GFL from Scratch. The two commands of the README:
 #   make demo   - the main job (for now: make check)
-#   make test   - ruff + the whole test suite
+#   make test   - ruff + the whole test suite (and every notebook, via nbmake)
+#   make docs   - the documentation site, built with warnings as errors and checked
 # Both create .venv if it is missing and install what they need (idempotent).
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 HYPOTHESIS_PROFILE ?= dev
 STAMP := $(VENV)/.installed-test
 
-.PHONY: venv test check bench lint clean
+.PHONY: venv test check bench lint docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +30,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	GFL_HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(PY) -m pytest -q
+	GFL_HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(PY) -m pytest -q tests --nbmake notebooks
 
 check: $(STAMP)
 	$(PY) tools/certificate.py
@@ -37,5 +38,27 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
+# The site: Sphinx + MyST-NB, every notebook executed, math by a local MathJax
+# (fetched from the npm registry into the git-ignored docs/_static/mathjax/),
+# then docs/check_site.py looks at it in headless Chromium (Debian's chromium,
+# installed here with apt-get when missing).
+DOCS_STAMP := $(VENV)/.installed-docs
+DOCS_BUILD := docs/_build/html
+
+$(DOCS_STAMP): $(PY) pyproject.toml
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[docs]"
+	@touch $@
+
+docs: $(DOCS_STAMP)
+	$(PY) docs/fetch_mathjax.py
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the reader check"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs $(DOCS_BUILD)
+	$(PY) docs/check_site.py $(DOCS_BUILD)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench_results
+	rm -rf docs/_build docs/notebooks docs/api docs/_generated docs/jupyter_execute

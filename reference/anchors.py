@@ -38,7 +38,10 @@ def check_levels(
                 f"featmap_sizes must hold (H, W) pairs of integers >= 0, got {featmap_sizes!r}"
             )
     try:
-        strides_l = [check_scalar(s, "strides", low=0, low_open=True, integer=True) for s in strides]  # type: ignore[union-attr]
+        strides_l = [
+            check_scalar(s, "strides", low=0, low_open=True, integer=True)
+            for s in strides  # type: ignore[union-attr]
+        ]
     except TypeError:
         raise ValueError(f"strides must be a sequence of integers > 0, got {strides!r}") from None
     if len(strides_l) != len(sizes):

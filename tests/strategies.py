@@ -237,3 +237,136 @@ def head_workloads(draw, max_batch: int = 3, max_classes: int = 20, reg_max: int
         gt_bboxes.append(boxes)
         gt_labels.append(rng.integers(0, num_classes, size=g))
     return cfg, cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas
+
+
+# --- anchors, ATSS and NMS (issue 3) -----------------------------------------
+
+ATSS_STRIDES = (8, 16, 32)
+
+
+def nice_or_float(lo: float, hi: float, step: float = 0.5) -> st.SearchStrategy[float]:
+    """A float in ``[lo, hi]``: half the time on a ``step`` grid (exact ties and boundaries)."""
+    n = int((hi - lo) / step)
+    return st.one_of(st.integers(0, n).map(lambda k: lo + k * step), finite_floats(lo, hi))
+
+
+@st.composite
+def featmap_levels(draw, max_levels: int = 3, max_side: int = 8):
+    """``(featmap_sizes, strides)``: 1..``max_levels`` levels, strides 8, 16, 32..., sizes halving.
+
+    Level sizes go down to 1x1 (fewer anchors than the default ``topk``) and
+    may be 0 on a side (an empty level).
+    """
+    num = draw(st.integers(1, max_levels))
+    strides = tuple(8 * 2**lvl for lvl in range(num))
+    sizes = []
+    for lvl in range(num):
+        side = max(1, max_side >> lvl)
+        sizes.append((draw(st.integers(0 if lvl else 1, side)), draw(st.integers(1, side))))
+    return tuple(sizes), strides
+
+
+def grid_boxes(featmap_sizes, strides, base: float = 8.0) -> list[np.ndarray]:
+    """GFL anchors by the plain formula (square of side ``base * s`` centred at ``(j s, i s)``)."""
+    out = []
+    for (h, w), s in zip(featmap_sizes, strides):
+        ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        cx, cy = (jj * s).reshape(-1).astype(F64), (ii * s).reshape(-1).astype(F64)
+        half = base * s / 2
+        out.append(np.stack([cx - half, cy - half, cx + half, cy + half], axis=1).reshape(-1, 4))
+    return out
+
+
+@st.composite
+def gt_boxes(draw, n: int, extent: float, min_size: float = 0.5):
+    """``(n, 4)`` float64 boxes inside ``[-8, extent + 8]``, coordinates often on a 0.5 grid."""
+    rows = []
+    for _ in range(n):
+        x = draw(nice_or_float(-8.0, extent))
+        y = draw(nice_or_float(-8.0, extent))
+        w = draw(nice_or_float(min_size, extent / 2 + min_size))
+        h = draw(nice_or_float(min_size, extent / 2 + min_size))
+        rows.append([x, y, x + w, y + h])
+    return np.array(rows, dtype=F64).reshape(n, 4)
+
+
+@st.composite
+def atss_problems(draw, max_images: int = 1, max_gts: int = 5, max_ignore: int = 2):
+    """A batch for ATSS sharing one set of anchors.
+
+    Returns a dict: ``featmap_sizes``, ``strides``, ``anchors (A, 4)``,
+    ``num_level_anchors``, ``topk``, ``pad_shapes`` (one ``(h, w)`` per image),
+    ``gt_bboxes`` / ``gt_labels`` / ``gt_bboxes_ignore`` (lists per image) and
+    ``ignore_iof_thr``.
+    """
+    sizes, strides = draw(featmap_levels())
+    levels = grid_boxes(sizes, strides)
+    extent = float(max(max(h, w) * s for (h, w), s in zip(sizes, strides)))
+    num_images = draw(st.integers(1, max_images))
+    pads, gts, labels, ignores = [], [], [], []
+    for _ in range(num_images):
+        pads.append((draw(nice_or_float(0.0, extent, 4.0)), draw(nice_or_float(0.0, extent, 4.0))))
+        g = draw(st.integers(0, max_gts))
+        gts.append(draw(gt_boxes(g, extent)))
+        labels.append(np.array(draw(st.lists(st.integers(0, 4), min_size=g, max_size=g)), np.int64))
+        ignores.append(draw(gt_boxes(draw(st.integers(0, max_ignore)), extent, min_size=4.0)))
+    return {
+        "featmap_sizes": sizes,
+        "strides": strides,
+        "anchors": np.concatenate(levels).reshape(-1, 4),
+        "num_level_anchors": [lv.shape[0] for lv in levels],
+        "topk": draw(st.sampled_from([1, 2, 3, 9])),
+        "pad_shapes": pads,
+        "gt_bboxes": gts,
+        "gt_labels": labels,
+        "gt_bboxes_ignore": ignores,
+        "ignore_iof_thr": draw(st.one_of(st.sampled_from([0.25, 0.5]), finite_floats(0.05, 0.95))),
+    }
+
+
+IOU_THRESHOLDS = st.one_of(st.sampled_from([0.0, 0.3, 0.5, 0.6, 0.7, 1.0]), finite_floats(0.0, 1.0))
+
+
+@st.composite
+def nms_problems(draw, max_n: int = 24, max_groups: int = 3, dtypes=(np.float32, np.float64)):
+    """Clustered boxes for NMS: ``(boxes (N, 4), scores (N,), idxs (N,), iou_threshold)``.
+
+    Coordinates are often on a 0.25 grid and scores often from a small set, so
+    exact score ties, zero-area boxes and IoUs exactly at the threshold occur.
+    """
+    n = draw(st.integers(0, max_n))
+    dtype = draw(st.sampled_from(dtypes))
+    rows = []
+    for _ in range(n):
+        x, y = draw(nice_or_float(0.0, 40.0, 0.25)), draw(nice_or_float(0.0, 40.0, 0.25))
+        w, h = draw(nice_or_float(0.0, 30.0, 0.25)), draw(nice_or_float(0.0, 30.0, 0.25))
+        rows.append([x, y, x + w, y + h])
+    boxes_ = np.array(rows, dtype=F64).reshape(n, 4).astype(dtype)
+    score = st.one_of(st.sampled_from([0.1, 0.5, 0.9]), finite_floats(0.0, 1.0))
+    scores = np.array(draw(st.lists(score, min_size=n, max_size=n)), dtype=F64).astype(dtype)
+    groups = st.lists(st.integers(0, max_groups - 1), min_size=n, max_size=n)
+    idxs = np.array(draw(groups), dtype=np.int64)
+    return boxes_, scores, idxs, draw(IOU_THRESHOLDS)
+
+
+@st.composite
+def multiclass_problems(draw, max_n: int = 16, max_classes: int = 4):
+    """``(multi_bboxes, multi_scores, score_thr, iou_threshold, max_num)`` for multiclass NMS.
+
+    ``multi_bboxes`` is ``(N, 4)`` or ``(N, 4C)``, ``multi_scores`` ``(N, C+1)``.
+
+    Scores are often exactly ``score_thr`` (strict comparison) or tied.
+    """
+    boxes_, _, _, thr = draw(nms_problems(max_n=max_n, max_groups=1))
+    n, dtype = boxes_.shape[0], boxes_.dtype
+    c = draw(st.integers(1, max_classes))
+    score_thr = draw(st.sampled_from([0.0, 0.05, 0.25, 0.5]))
+    score = st.one_of(st.sampled_from([score_thr, 0.5, 0.9]), finite_floats(0.0, 1.0))
+    scores = np.array(draw(st.lists(score, min_size=n * (c + 1), max_size=n * (c + 1))), F64)
+    scores = scores.reshape(n, c + 1).astype(dtype)
+    if draw(st.booleans()):  # one box per class: jitter the shared boxes per class
+        shift = np.array(draw(st.lists(nice_or_float(-3.0, 3.0, 0.5), min_size=n * c * 4,
+                                       max_size=n * c * 4)), F64).reshape(n, c * 4)
+        boxes_ = (np.tile(boxes_.astype(F64), (1, c)) + shift).astype(dtype)
+    max_num = draw(st.sampled_from([-1, 0, 1, 3, 100]))
+    return boxes_, scores, score_thr, thr, max_num

@@ -106,7 +106,7 @@ def nearest_k(d2: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _packed_keys(d2: torch.Tensor) -> torch.Tensor:
-    r"""Unique int64 sort keys :math:`\mathrm{bits}(d^2) \cdot 2^{32} + \mathrm{index}` for float32 ``d2 >= 0``.
+    r"""Unique int64 sort keys :math:`\mathrm{bits}(d^2) \cdot 2^{32} + i` for float32 ``d2 >= 0``.
 
     Non-negative IEEE floats order like their bit patterns, so the keys order
     by distance, then by index: one ``topk`` on them is exact, ties included.
@@ -118,7 +118,8 @@ def _packed_keys(d2: torch.Tensor) -> torch.Tensor:
     if sys.byteorder != "little":  # pragma: no cover - no big-endian torch build in sight
         return (bits.to(torch.long) << 32) | torch.arange(n, device=d2.device)
     idx = torch.arange(n, dtype=torch.int32, device=d2.device).expand_as(bits)  # (..., n)
-    return torch.stack([idx, bits], dim=-1).view(torch.long)[..., 0]  # (..., n, 2) int32 -> (..., n)
+    pairs = torch.stack([idx, bits], dim=-1)  # (..., n, 2) int32
+    return pairs.view(torch.long)[..., 0]  # (..., n, 1) int64 -> (..., n)
 
 
 def _candidates(

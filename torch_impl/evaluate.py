@@ -155,8 +155,10 @@ def coco_evaluate(detections: list[dict], ground_truth: dict) -> tuple[dict, str
     known_images = {im["id"] for im in gt["images"]}
     bad = [d for d in detections if d["image_id"] not in known_images]
     if bad:
-        raise ValueError(f"detections refer to {len(bad)} image id(s) not in the ground truth, "
-                         f"e.g. {bad[0]['image_id']}")
+        raise ValueError(
+            f"detections refer to {len(bad)} image id(s) not in the ground truth, "
+            f"e.g. {bad[0]['image_id']}"
+        )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         coco_gt = COCO()
@@ -164,8 +166,12 @@ def coco_evaluate(detections: list[dict], ground_truth: dict) -> tuple[dict, str
         coco_gt.createIndex()
         if not detections:
             metrics = {k: 0.0 for k in METRIC_NAMES}
-            metrics.update(per_class={}, num_images=len(gt["images"]),
-                           num_gt=len(gt["annotations"]), num_detections=0)
+            metrics.update(
+                per_class={},
+                num_images=len(gt["images"]),
+                num_gt=len(gt["annotations"]),
+                num_detections=0,
+            )
             return metrics, "no detections: every AP and AR is 0"
         coco_dt = coco_gt.loadRes(detections)
         ev = COCOeval(coco_gt, coco_dt, "bbox")

@@ -107,10 +107,12 @@ def quality_focal_loss(
 
     Notes
     -----
-    The soft target is scattered row by row rather than found with
-    ``nonzero()``, so the shape of every intermediate is static and nothing
-    syncs. A negative's score is replaced by 0 before use, so a NaN there
-    cannot leak into the gradient.
+    Every entry is first scored as a negative, :math:`\mathrm{softplus}(x)\,\sigma^\beta`
+    (no dense target tensor is built); each positive row then swaps its label
+    entry's negative term for the positive one through an ``(N,)``-sized
+    gather. Shapes are static, so nothing calls ``nonzero()`` or syncs. A
+    negative's score is replaced by 0 before use, so a NaN there cannot leak
+    into the gradient.
     """
     dims: dict[str, int] = {}
     check_tensor(pred, "pred", ("N", "C"), dims)
@@ -119,15 +121,19 @@ def quality_focal_loss(
     beta = check_scalar(beta, "beta", low=0.0)
     c = pred.shape[1]
     x = pred.to(loss_dtype(pred.dtype))
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    # every entry as a negative (y = 0): BCE(x, 0) * sigma^beta = softplus(x) * sigma^beta
+    loss = (F.softplus(x) * _pow(x.sigmoid(), beta)).sum(dim=1)  # (N,)
+    # each positive row: swap its label entry's negative term for the positive one
     pos = (label >= 0) & (label < c)  # (N,)
-    s = torch.where(pos, score.to(x.dtype), torch.zeros((), dtype=x.dtype, device=x.device))
-    # the soft target: s at [i, label_i] of positive rows, 0 elsewhere (negatives scatter a 0)
     column = label.clamp(0, max(c - 1, 0))[:, None]  # (N, 1)
-    target = torch.zeros_like(x).scatter(1, column, s[:, None])  # (N, C)
-    diff = target - x.sigmoid()
-    modulator = diff * diff if beta == 2.0 else diff.abs().pow(beta)  # |y - sigma|^beta
-    loss = F.binary_cross_entropy_with_logits(x, target, reduction="none") * modulator  # (N, C)
-    return weight_reduce_loss(loss.sum(dim=1), _as_dtype(weight, x.dtype), reduction, avg_factor)
+    x_l = x.gather(1, column).squeeze(1)  # (N,) logit at the label
+    s = torch.where(pos, score.to(x.dtype), zero)  # a negative's score is never read
+    sig_l = x_l.sigmoid()
+    as_pos = F.binary_cross_entropy_with_logits(x_l, s, reduction="none") * _pow((s - sig_l).abs(), beta)
+    as_neg = F.softplus(x_l) * _pow(sig_l, beta)
+    loss = loss + torch.where(pos, as_pos - as_neg, zero)
+    return weight_reduce_loss(loss, _as_dtype(weight, x.dtype), reduction, avg_factor)
 
 
 def distribution_focal_loss(
@@ -201,6 +207,14 @@ def giou_loss(
     work = loss_dtype(pred.dtype)
     gious = _overlaps(pred.to(work), target.to(work), "giou", True, eps)
     return weight_reduce_loss(1 - gious, _as_dtype(weight, work), reduction, avg_factor)
+
+
+def _pow(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """``x ** beta``: a plain product for the usual beta = 2, and 1 for beta = 0
+    (``pow``'s gradient at ``x = 0, beta = 0`` would be 0 * inf = NaN)."""
+    if beta == 0.0:
+        return torch.ones_like(x)
+    return x * x if beta == 2.0 else x.pow(beta)
 
 
 def _as_dtype(weight: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:

@@ -24,7 +24,7 @@ from reference.nms import check_iou_threshold
 
 from .validation import check_scalar, check_tensor
 
-CPU_BLOCK = 1024
+CPU_BLOCK = 512
 CUDA_BLOCK = 4096
 MAX_SHARED_BOXES = 8192
 
@@ -184,7 +184,7 @@ def _nms(
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices  # (N,) rank -> index
     if groups is not None:
-        by_group = torch.sort(groups[order], stable=True).indices  # class-major, ranks kept in order
+        by_group = torch.sort(groups[order], stable=True).indices  # class-major, ranks in order
         order_g = order[by_group]  # (N,) position -> index
     else:
         by_group, order_g = None, order
@@ -315,7 +315,8 @@ def multiclass_nms(
         used, box_id = torch.unique(box_of, return_inverse=True)  # (U,), (M,)
         if used.shape[0] <= MAX_SHARED_BOXES:  # IoUs of the U boxes once, for every class
             ub = multi_bboxes[used].to(_work_dtype(multi_bboxes.dtype))  # (U, 4)
-            box_sup = (iou_matrix(ub, ub) > torch.tensor(thr, dtype=ub.dtype, device=ub.device), box_id)  # (U, U)
+            thr_t = torch.tensor(thr, dtype=ub.dtype, device=ub.device)
+            box_sup = (iou_matrix(ub, ub) > thr_t, box_id)  # (U, U), (M,)
     else:
         cand_boxes = multi_bboxes.reshape(n, num_classes, 4)[box_of, cls_of]  # (M, 4)
     cand_scores = scores[box_of, cls_of]  # (M,)

@@ -67,7 +67,9 @@ def _draw_boxes(ax, sample: Sample, dets: np.ndarray, labels: np.ndarray, class_
     h, w = sample.meta["img_shape"]
     ax.imshow(sample.image[:h, :w], interpolation="nearest")
     for x1, y1, x2, y2 in sample.boxes:
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="white", lw=0.8, ls=(0, (2, 2))))
+        ax.add_patch(
+            Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="white", lw=0.8, ls=(0, (2, 2)))
+        )
     fs = max(5.0, min(8.0, 0.06 * w))
     for (x1, y1, x2, y2, score), label in zip(dets, labels):
         if score < thr:
@@ -130,7 +132,9 @@ def plot_predictions(
         dets, labels = (np.asarray(_np(x)) for x in results[k])
         _draw_boxes(ax, samples[k], dets.reshape(-1, 5), labels.reshape(-1), class_names, score_thr)
         shown = int((dets.reshape(-1, 5)[:, 4] >= score_thr).sum())
-        ax.set_title(f"image {samples[k].image_id}: {shown} det / {len(samples[k].boxes)} gt", fontsize=8)
+        ax.set_title(
+            f"image {samples[k].image_id}: {shown} det / {len(samples[k].boxes)} gt", fontsize=8
+        )
     fig.suptitle(
         title or f"Predictions (score ≥ {score_thr:g}); ground truth dashed white", fontsize=11
     )
@@ -172,13 +176,16 @@ def detection_distributions(
         for lvl, s in enumerate(head.cfg.strides):
             hh, ww = cls_scores[lvl].shape[-2:]
             ys, xs = torch.meshgrid(
-                torch.arange(hh, dtype=torch.float32) * s, torch.arange(ww, dtype=torch.float32) * s,
+                torch.arange(hh, dtype=torch.float32) * s,
+                torch.arange(ww, dtype=torch.float32) * s,
                 indexing="ij",
             )
             pts = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1).to(device)  # (HW, 2), y outer
             reg = bbox_preds[lvl][i].permute(1, 2, 0).reshape(-1, 4 * (n + 1)).float()
             boxes.append(distance2bbox(pts, integral(reg, n) * s, max_shape=(h, w)))
-            scores.append(cls_scores[lvl][i].permute(1, 2, 0).reshape(-1, head.num_classes).float().sigmoid())
+            scores.append(
+                cls_scores[lvl][i].permute(1, 2, 0).reshape(-1, head.num_classes).float().sigmoid()
+            )
             logits.append(reg)
             points.append(pts)
             strides.append(torch.full((pts.shape[0],), float(s), device=device))
@@ -245,12 +252,12 @@ def plot_distributions(
     from matplotlib.gridspec import GridSpecFromSubplotSpec
     from matplotlib.patches import Rectangle
 
-    cands = [
-        (k, d) for k, items in enumerate(infos) for d in items if d["score"] >= score_thr
-    ]
+    cands = [(k, d) for k, items in enumerate(infos) for d in items if d["score"] >= score_thr]
     cands.sort(key=lambda kd: _entropy(kd[1]["probs"]))
     half = num // 2
-    chosen = cands[:half] + cands[max(half, len(cands) - (num - half)) :] if len(cands) > num else cands
+    chosen = (
+        cands[:half] + cands[max(half, len(cands) - (num - half)) :] if len(cands) > num else cands
+    )
     ncols = 3
     nrows = max(1, -(-len(chosen) // ncols))
     fig = plt.figure(figsize=(4.6 * ncols, 4.6 * nrows))
@@ -260,8 +267,13 @@ def plot_distributions(
     for slot, (k, d) in enumerate(chosen):
         sample = samples[k]
         gs = GridSpecFromSubplotSpec(
-            3, 3, outer[slot // ncols, slot % ncols], width_ratios=[1, 2.2, 1],
-            height_ratios=[1, 2.2, 1], wspace=0.05, hspace=0.05,
+            3,
+            3,
+            outer[slot // ncols, slot % ncols],
+            width_ratios=[1, 2.2, 1],
+            height_ratios=[1, 2.2, 1],
+            wspace=0.05,
+            hspace=0.05,
         )
         x1, y1, x2, y2 = d["box"]
         px, py = d["point"]
@@ -279,8 +291,17 @@ def plot_distributions(
         ax.imshow(sample.image[:h, :w], interpolation="nearest")
         c = _colour(d["label"])
         if gt is not None:
-            ax.add_patch(Rectangle(gt[:2], gt[2] - gt[0], gt[3] - gt[1], fill=False, ec="lime",
-                                   lw=1.0, ls=(0, (2, 2))))
+            ax.add_patch(
+                Rectangle(
+                    gt[:2],
+                    gt[2] - gt[0],
+                    gt[3] - gt[1],
+                    fill=False,
+                    ec="lime",
+                    lw=1.0,
+                    ls=(0, (2, 2)),
+                )
+            )
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=c, lw=1.6))
         ax.plot([px], [py], "o", ms=4, mfc="white", mec="black")
         ax.set_xlim(cx0, cx1)
@@ -289,7 +310,9 @@ def plot_distributions(
         ax.set_yticks([])
         ax.set_title(
             f"{class_names[d['label']]} {d['score']:.2f} · H={_entropy(probs):.2f}",
-            fontsize=8, color=c, pad=2,
+            fontsize=8,
+            color=c,
+            pad=2,
         )
         top_bin = int(max(np.nonzero(probs.max(0) > 0.01)[0].max(initial=1) + 2, 4))
         top_bin = min(top_bin, probs.shape[1])
@@ -330,8 +353,9 @@ def plot_distributions(
             for spine in ("top", "right"):
                 a.spines[spine].set_visible(False)
     fig.suptitle(
-        "GFL side distributions (white dot: anchor point; bars: P(distance); dashed: expected edge; "
-        "green: ground truth)\nleft three: most confident edges · right three: least confident",
+        "GFL side distributions (white dot: anchor point; bars: P(distance); "
+        "dashed: expected edge; green: ground truth)\n"
+        "first row(s): most confident edges · last: least confident",
         fontsize=10,
     )
     return _save(fig, path)

@@ -1,0 +1,531 @@
+"""The ``gfl`` command line: ``train``, ``evaluate``, ``predict``, ``demo``, ``export-synthetic``.
+
+Run ``gfl COMMAND --help`` (or ``python -m torch_impl COMMAND --help``) for
+the options. Multi-process / multi-GPU training is the same command under
+torchrun::
+
+    torchrun --nproc_per_node 2 -m torch_impl train --out runs/ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["DEMO_TRAIN", "main"]
+
+#: The demo's training run: sized to finish in minutes on two CPU cores.
+DEMO_TRAIN = {
+    "train_size": 3000,
+    "val_size": 500,
+    "image_size": 128,
+    "epochs": 3,
+    "batch_size": 16,
+    "optimizer": "adamw",
+    "lr": 2e-3,
+    "warmup_iters": 100,
+}
+
+#: ``demo --quick``: the same pipeline on a handful of tiny images (tests, smoke checks).
+QUICK_TRAIN = {
+    "train_size": 16,
+    "val_size": 8,
+    "image_size": 64,
+    "epochs": 1,
+    "batch_size": 4,
+    "warmup_iters": 2,
+}
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data",
+        choices=("synthetic", "coco"),
+        default=None if not train else "synthetic",
+        help="the embedded synthetic set, or COCO-format files (default: synthetic"
+        + ("" if train else ", or what the checkpoint was trained on")
+        + ")",
+    )
+    if train:
+        g.add_argument("--train-json", help="COCO instances JSON for training")
+        g.add_argument("--train-images", help="folder of the training images")
+        g.add_argument("--train-size", type=int, default=4000, help="synthetic training images")
+    g.add_argument("--val-json", help="COCO instances JSON for validation")
+    g.add_argument("--val-images", help="folder of the validation images")
+    g.add_argument(
+        "--val-size",
+        type=int,
+        default=None if not train else 500,
+        help="synthetic validation images",
+    )
+    g.add_argument(
+        "--data-seed",
+        type=int,
+        default=None if not train else 0,
+        help="seed of the synthetic images",
+    )
+    g.add_argument(
+        "--image-size",
+        type=int,
+        default=None if not train else 128,
+        help="network input side; COCO images are letterboxed to it",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gfl", description="Train, evaluate and run a Generalized Focal Loss detector."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # ---------------------------------------------------------------- train
+    p = sub.add_parser("train", help="train a detector (resumable; works under torchrun)")
+    p.add_argument("--out", default="runs/gfl", help="run folder (checkpoint, log, metrics)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
+    _add_data_args(p, train=True)
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=3)
+    g.add_argument("--batch-size", type=int, default=16, help="images per step per process")
+    g.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    g.add_argument("--lr", type=float, default=None, help="peak LR (default 2e-3 AdamW, 0.01 SGD)")
+    g.add_argument("--weight-decay", type=float, default=None, help="default 0.05 AdamW, 1e-4 SGD")
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--warmup-iters", type=int, default=100)
+    g.add_argument("--min-lr-ratio", type=float, default=0.02)
+    g.add_argument("--grad-clip", type=float, default=10.0, help="max gradient norm (0: off)")
+    g.add_argument("--no-hflip", action="store_true", help="no random horizontal flips")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("hardware")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    g.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    g.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: auto)")
+    g.add_argument("--workers", type=int, default=0, help="data loader processes")
+    g.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    g.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop after this many steps (resume later with --resume)",
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--preset",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="model size: cpu (minutes on 2 cores) or gpu (wider, deeper)",
+    )
+    g.add_argument("--stem-channels", type=int)
+    g.add_argument("--stage-channels", type=_ints, help="4 widths, e.g. 24,48,96,160")
+    g.add_argument("--stage-blocks", type=_ints, help="4 depths, e.g. 1,2,2,1")
+    g.add_argument("--fpn-channels", type=int)
+    g.add_argument("--feat-channels", type=int, help="head width (multiple of 32)")
+    g.add_argument("--stacked-convs", type=int, help="convs per head tower")
+    g.add_argument("--reg-max", type=int, help="GFL's n: bins 0..n per side (default 16)")
+    p.add_argument("--eval", action="store_true", help="evaluate on the validation set at the end")
+
+    # ---------------------------------------------------------------- evaluate
+    p = sub.add_parser("evaluate", help="COCO mAP of a checkpoint; writes metrics.json")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint (e.g. runs/gfl/last.pt)")
+    p.add_argument("--out", default=None, help="report folder (default: next to the checkpoint)")
+    _add_data_args(p, train=False)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--pictures", action="store_true", help="also draw predictions/distributions")
+
+    # ---------------------------------------------------------------- predict
+    p = sub.add_parser("predict", help="detect objects in image files; writes JSON and pictures")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", default="predictions", help="output folder")
+    p.add_argument("--score-thr", type=float, default=0.3, help="keep detections above this")
+    p.add_argument("--device", default="auto")
+    p.add_argument("inputs", nargs="+", help="image files or folders of images")
+
+    # ---------------------------------------------------------------- demo
+    p = sub.add_parser("demo", help="train on the synthetic set, evaluate, draw pictures")
+    p.add_argument("--out", default="reports/demo", help="report folder")
+    p.add_argument(
+        "--quick", action="store_true", help="a tiny run (seconds) to check the pipeline"
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+
+    # ---------------------------------------------------------------- export
+    p = sub.add_parser("export-synthetic", help="write synthetic images + COCO JSON")
+    p.add_argument("--out", required=True)
+    p.add_argument("--num-images", type=int, default=100)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=("train", "val", "test"), default="val")
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _train_config(a: argparse.Namespace):
+    from .train import TrainConfig
+
+    sgd = a.optimizer == "sgd"
+    return TrainConfig(
+        out_dir=a.out,
+        data=a.data,
+        train_json=a.train_json,
+        train_images=a.train_images,
+        val_json=a.val_json,
+        val_images=a.val_images,
+        train_size=a.train_size,
+        val_size=a.val_size,
+        data_seed=a.data_seed,
+        image_size=a.image_size,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        optimizer=a.optimizer,
+        lr=a.lr if a.lr is not None else (0.01 if sgd else 2e-3),
+        weight_decay=a.weight_decay if a.weight_decay is not None else (1e-4 if sgd else 0.05),
+        momentum=a.momentum,
+        warmup_iters=a.warmup_iters,
+        min_lr_ratio=a.min_lr_ratio,
+        grad_clip=a.grad_clip or None,
+        hflip=not a.no_hflip,
+        seed=a.seed,
+        amp=not a.no_amp,
+        device=a.device,
+        threads=a.threads,
+        num_workers=a.workers,
+        checkpoint_every=a.checkpoint_every,
+        stop_after=a.stop_after,
+        progress=not a.no_progress,
+    )
+
+
+def _model_configs(a: argparse.Namespace):
+    from reference.config import GFLConfig
+
+    from .model.detector import PRESETS
+
+    over = {
+        k: getattr(a, k)
+        for k in (
+            "stem_channels",
+            "stage_channels",
+            "stage_blocks",
+            "fpn_channels",
+            "feat_channels",
+            "stacked_convs",
+        )
+        if getattr(a, k) is not None
+    }
+    model_cfg = dataclasses.replace(PRESETS[a.preset], **over)
+    head_cfg = GFLConfig(
+        num_classes=model_cfg.num_classes, **({"reg_max": a.reg_max} if a.reg_max else {})
+    )
+    return model_cfg, head_cfg
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = _train_config(a)
+    model_cfg, head_cfg = _model_configs(a)
+    result = train(cfg, model_cfg, head_cfg, resume=a.resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    print(
+        f"trained {result.iterations} steps in {result.seconds:.0f} s; "
+        f"checkpoint {result.checkpoint}"
+    )
+    if a.eval:
+        metrics = _evaluate_checkpoint(result.checkpoint, Path(cfg.out_dir), a, pictures=True)
+        _print_metrics(metrics)
+    return 0
+
+
+def _val_set(state: dict, a: argparse.Namespace):
+    """The validation set: from the arguments, else the one the checkpoint was trained with."""
+    from .data.coco import CocoDetection
+    from .data.synthetic import SyntheticDetection
+
+    t = state["configs"]["train"]
+    data = a.data or ("coco" if a.val_json else t["data"])
+    size = a.image_size or t["image_size"]
+    if data == "coco":
+        json_path = a.val_json or t.get("val_json")
+        images = a.val_images or t.get("val_images")
+        if not json_path or not images:
+            raise SystemExit("gfl: error: COCO evaluation needs --val-json and --val-images")
+        ds = CocoDetection(json_path, images, size)
+        if list(ds.cat_ids) != list(state["cat_ids"]):
+            raise SystemExit(
+                f"gfl: error: {json_path} has category ids {ds.cat_ids}, the "
+                f"checkpoint was trained on {state['cat_ids']}"
+            )
+        return ds
+    n = a.val_size if a.val_size is not None else (t["val_size"] or 500)
+    seed = a.data_seed if a.data_seed is not None else t["data_seed"]
+    return SyntheticDetection(n, size, seed, "val")
+
+
+def _evaluate_checkpoint(ckpt: Path, out: Path, a: argparse.Namespace, pictures: bool) -> dict:
+    from .evaluate import evaluate_model
+    from .train import load_checkpoint, model_from_checkpoint
+
+    device = _device(a.device)
+    state = load_checkpoint(ckpt)
+    model = model_from_checkpoint(state).to(device)
+    val = _val_set(state, a)
+    metrics = evaluate_model(
+        model, val, state["cat_ids"], out, batch_size=getattr(a, "batch_size", 32), device=device
+    )
+    if pictures:
+        _pictures(
+            model, val, state["class_names"], out, device, history=ckpt.parent / "train_log.jsonl"
+        )
+    print(f"metrics: {out / 'metrics.json'}; detections: {out / 'detections.json'}")
+    return metrics
+
+
+def _pictures(
+    model, val, class_names, out: Path, device, history: Path | None = None, num: int = 12
+) -> list[Path]:
+    from .visualize import (
+        detection_distributions,
+        plot_distributions,
+        plot_loss_curves,
+        plot_predictions,
+    )
+
+    samples = [val[i] for i in range(min(4 * num, len(val)))]  # more candidates for distributions
+    infos: list = []
+    for k in range(0, len(samples), 16):
+        infos += detection_distributions(model, samples[k : k + 16], device)
+    results = [
+        ([[*d["box"], d["score"]] for d in items], [d["label"] for d in items]) for items in infos
+    ]
+    paths = [plot_predictions(samples[:num], results[:num], class_names, out / "predictions.png")]
+    paths.append(plot_distributions(samples, infos, class_names, out / "distributions.png"))
+    if history is not None and Path(history).is_file():
+        paths.append(plot_loss_curves(history, out / "loss_curves.png"))
+    return paths
+
+
+def _print_metrics(m: dict) -> None:
+    def f(v):
+        return "  n/a" if v is None else f"{v:.3f}"
+
+    print(f"COCO mAP {f(m['mAP'])}   AP50 {f(m['AP50'])}   AP75 {f(m['AP75'])}")
+    print(
+        f"AP small {f(m['AP_small'])}   medium {f(m['AP_medium'])}   large {f(m['AP_large'])}"
+        "   (COCO sizes: < 32², 32²–96², > 96² px)"
+    )
+    if m.get("per_class"):
+        print("per class AP: " + ", ".join(f"{k} {f(v['AP'])}" for k, v in m["per_class"].items()))
+    print(f"{m['num_images']} images, {m['num_gt']} objects, {m['num_detections']} detections")
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    ckpt = Path(a.checkpoint)
+    out = Path(a.out) if a.out else ckpt.parent / "eval"
+    metrics = _evaluate_checkpoint(ckpt, out, a, pictures=a.pictures)
+    _print_metrics(metrics)
+    return 0
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _cmd_predict(a: argparse.Namespace) -> int:
+    import torch
+
+    from .data.coco import load_image
+    from .data.synthetic import Sample
+    from .data.transforms import collate, letterbox
+    from .train import load_checkpoint, model_from_checkpoint
+    from .visualize import plot_predictions
+
+    files: list[Path] = []
+    for item in a.inputs:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SystemExit(f"gfl: error: no such file or folder: {path}")
+    if not files:
+        raise SystemExit("gfl: error: no images found in the inputs")
+    device = _device(a.device)
+    state = load_checkpoint(a.checkpoint)
+    model = model_from_checkpoint(state).to(device).eval()
+    size = state["configs"]["train"]["image_size"]
+    names, cat_ids = state["class_names"], state["cat_ids"]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for k in range(0, len(files), 16):
+        chunk = files[k : k + 16]
+        samples = []
+        for i, f in enumerate(chunk):
+            img, _, meta = letterbox(load_image(f), torch.zeros(0, 4).numpy(), size)
+            samples.append(
+                Sample(
+                    img,
+                    torch.zeros(0, 4).numpy(),
+                    torch.zeros(0).long().numpy(),
+                    torch.zeros(0).numpy(),
+                    k + i + 1,
+                    meta,
+                )
+            )
+        batch = collate(samples)
+        with torch.inference_mode():
+            feats = model.features(batch.images.to(device))
+            cls_scores, bbox_preds = model.head(feats)
+            scaled = model.head.predict(cls_scores, bbox_preds, batch.img_metas, rescale=True)
+            raw = model.head.predict(cls_scores, bbox_preds, batch.img_metas, rescale=False)
+        for f, s, (dets, labels), r in zip(chunk, samples, scaled, raw):
+            keep = dets[:, 4] > a.score_thr
+            records.append(
+                {
+                    "file": str(f),
+                    "detections": [
+                        {
+                            "bbox_xyxy": [round(float(v), 2) for v in d[:4]],
+                            "score": round(float(d[4]), 4),
+                            "label": names[int(lab)],
+                            "category_id": int(cat_ids[int(lab)]),
+                        }
+                        for d, lab in zip(dets[keep], labels[keep])
+                    ],
+                }
+            )
+            plot_predictions(
+                [s],
+                [r],
+                names,
+                out / f"{f.stem}_pred.png",
+                score_thr=a.score_thr,
+                ncols=1,
+                title=f.name,
+            )
+    (out / "predictions.json").write_text(json.dumps(records, indent=1))
+    n = sum(len(r["detections"]) for r in records)
+    print(
+        f"{n} detections in {len(files)} image(s): {out / 'predictions.json'}; pictures in {out}/"
+    )
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    import torch
+
+    from .evaluate import evaluate_model
+    from .train import TrainConfig, load_checkpoint, model_from_checkpoint, train
+
+    out = Path(a.out)
+    settings = {**DEMO_TRAIN, **(QUICK_TRAIN if a.quick else {})}
+    cfg = TrainConfig(
+        out_dir=str(out / "run"),
+        device=a.device,
+        progress=not a.no_progress,
+        checkpoint_every=100,
+        **settings,
+    )
+    device = _device(a.device)
+    print(
+        f"GFL demo: training on {cfg.train_size} synthetic {cfg.image_size}x{cfg.image_size} "
+        f"images for {cfg.epochs} epochs on {device} "
+        f"({torch.get_num_threads()} threads); validation: {cfg.val_size} held-out images"
+    )
+    t0 = time.perf_counter()
+    result = train(cfg, "cpu")
+    t_train = time.perf_counter() - t0
+    state = load_checkpoint(result.checkpoint)
+    model = model_from_checkpoint(state).to(device)
+    val = _val_set(
+        state,
+        argparse.Namespace(
+            data=None,
+            val_json=None,
+            val_images=None,
+            val_size=None,
+            data_seed=None,
+            image_size=None,
+        ),
+    )
+    t1 = time.perf_counter()
+    metrics = evaluate_model(
+        model, val, state["cat_ids"], out, batch_size=50, device=device, progress=not a.no_progress
+    )
+    t_eval = time.perf_counter() - t1
+    pics = _pictures(
+        model, val, state["class_names"], out, device, result.checkpoint.parent / "train_log.jsonl"
+    )
+    metrics["timing_s"] = {"train": round(t_train, 1), "evaluate": round(t_eval, 1)}
+    metrics["train_config"] = dataclasses.asdict(cfg)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    print()
+    print(metrics["summary"].rstrip())
+    print()
+    _print_metrics(metrics)
+    print(f"train {t_train:.0f} s, evaluate {t_eval:.0f} s")
+    print(f"report: {out}/  (metrics.json, detections.json)")
+    for p in pics:
+        print(f"picture: {p}")
+    print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .data.coco import export_coco
+    from .data.synthetic import CLASS_NAMES, SyntheticDetection
+
+    ds = SyntheticDetection(a.num_images, a.image_size, a.seed, a.split)
+    path = export_coco(ds, a.out, CLASS_NAMES)
+    print(f"wrote {a.num_images} images to {Path(a.out) / 'images'} and annotations to {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gfl`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    commands = {
+        "train": _cmd_train,
+        "evaluate": _cmd_evaluate,
+        "predict": _cmd_predict,
+        "demo": _cmd_demo,
+        "export-synthetic": _cmd_export,
+    }
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt as exc:
+        msg = str(exc) or "interrupted"
+        print(f"\ngfl: {msg}; continue with `gfl train --resume --out DIR`", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+        print(f"gfl: error: {exc}", file=sys.stderr)
+        return 2
