@@ -45,7 +45,10 @@ class AssignResult(NamedTuple):
 
 def check_num_level_anchors(num_level_anchors: object, num_anchors: int) -> list[int]:
     """Validate per-level anchor counts (ints >= 0 summing to ``A``); return them as ints."""
-    counts = as_int(np.asarray(num_level_anchors), "num_level_anchors", (None,))
+    raw = np.asarray(num_level_anchors)
+    if raw.size == 0 and raw.dtype != bool:
+        raw = raw.astype(np.int64)  # [] (no levels) comes out as float64
+    counts = as_int(raw, "num_level_anchors", (None,))
     if counts.size and counts.min() < 0:
         raise ValueError(f"num_level_anchors must be >= 0, got {counts.tolist()}")
     if int(counts.sum()) != num_anchors:
