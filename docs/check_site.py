@@ -123,7 +123,8 @@ def find_chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    sys.exit("check_site: no chromium on PATH (make docs installs Debian's `chromium` with apt-get)")
+    sys.exit("check_site: no chromium on PATH "
+             "(make docs installs Debian's `chromium` with apt-get)")
 
 
 def chromium(args: list[str], timeout: int = 120) -> str:
@@ -218,8 +219,9 @@ def check_screenshot(build: Path, rel: str, out: Path) -> str:
         raise AssertionError(f"screenshot {out} is blank (std {std:.3f}, ink {ink:.3%})")
     if plot_pixels < 500:
         raise AssertionError(f"screenshot {out} shows no plot colours ({plot_pixels} pixels)")
-    return (f"screenshot {out.relative_to(DOCS.parent) if out.is_relative_to(DOCS.parent) else out}:"
-            f" {rgb.shape[1]}x{rgb.shape[0]}, {ink:.1%} ink, {plot_pixels} pixels in plot colours")
+    shown = out.relative_to(DOCS.parent) if out.is_relative_to(DOCS.parent) else out
+    return (f"screenshot {shown}: {rgb.shape[1]}x{rgb.shape[0]}, {ink:.1%} ink, "
+            f"{plot_pixels} pixels in plot colours")
 
 
 def main(argv: list[str] | None = None) -> int:

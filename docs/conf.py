@@ -71,6 +71,9 @@ napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_ivar = True  # "Attributes" as fields: no duplicates of dataclass members
 napoleon_use_rtype = False
+# a type named in a docstring ("labels", "Sample") may match attributes of several
+# classes; Sphinx then links the first and warns. That ambiguity is harmless here.
+suppress_warnings = ["ref.python"]
 
 # -- HTML ----------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
@@ -115,11 +118,15 @@ def sync_notebooks() -> list[str]:
 
 
 def public_modules(package: str) -> list[str]:
-    """Dotted names of the modules of ``package`` (recursively), private ones excluded."""
+    """Dotted names of the modules of ``package`` (recursively).
+
+    Private modules and sub-packages' ``__init__`` (which only re-export names
+    defined in their modules, and would document them twice) are left out.
+    """
     pkg_dir = ROOT / package
     names = []
     for info in pkgutil.walk_packages([str(pkg_dir)], prefix=package + "."):
-        if any(part.startswith("_") for part in info.name.split(".")):
+        if info.ispkg or any(part.startswith("_") for part in info.name.split(".")):
             continue
         names.append(info.name)
     return sorted(names)
@@ -146,6 +153,8 @@ def write_api_pages() -> None:
 
 
 def _cell(value: object) -> str:
+    if value is None or (isinstance(value, (dict, list)) and not value):
+        return ""
     if isinstance(value, float):
         text = f"{value:.4g}"
     elif isinstance(value, (dict, list)):
@@ -195,14 +204,42 @@ def render_bench(data: object) -> str:
     return "\n".join(out)
 
 
+def render_bench_results(data: dict) -> str | None:
+    """Markdown for ``make bench``'s own layout, or None for any other layout.
+
+    The layout: ``{"environment": {...}, "results": [{"group", "impl", "device",
+    "median_ms", ...}, ...]}``; one table per ``group``, the environment first.
+    """
+    results = data.get("results") if isinstance(data, dict) else None
+    if not (isinstance(results, list) and results
+            and all(isinstance(r, dict) and "group" in r and "impl" in r for r in results)):
+        return None
+    out = []
+    env = data.get("environment")
+    if isinstance(env, dict):
+        out.append("## Where they were measured\n")
+        out.append(_table([{"key": k, "value": v} for k, v in env.items()]) + "\n")
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(str(r["group"]), []).append(r)
+    out.append("## Results\n")
+    out.append("Times in milliseconds per call: the median and the minimum over the repeats; "
+               "`target_ms`, where set, is the goal the implementation is held to.\n")
+    for group, rows in groups.items():
+        out.append(f"### {group}\n")
+        out.append(_table([{k: v for k, v in r.items() if k != "group"} for r in rows]) + "\n")
+    return "\n".join(out)
+
+
 def write_bench_page() -> None:
     """``_generated/bench.md``: the results of ``make bench``, or a note that there are none."""
     if BENCH_JSON.is_file():
         data = json.loads(BENCH_JSON.read_text())
         text = (
             "These numbers were read from `bench_results/bench.json` when this site was "
-            "built. They are whatever `make bench` measured on the machine that ran it.\n\n"
-            + render_bench(data)
+            "built. They are whatever `make bench` measured on the machine that ran it, "
+            "under the load recorded with them.\n\n"
+            + (render_bench_results(data) or render_bench(data))
         )
     else:
         text = (
@@ -215,6 +252,13 @@ def write_bench_page() -> None:
     _write_if_changed(DOCS / "_generated" / "bench.md", text)
 
 
+def _skip_namedtuple_fields(app, what, name, obj, skip, options):  # noqa: ARG001
+    """Leave out NamedTuple fields' generated "Alias for field number k" entries
+    (the class docstrings describe their fields)."""
+    doc = getattr(obj, "__doc__", None) or ""
+    return True if doc.startswith("Alias for field number") else None
+
+
 def _on_config_inited(app, config) -> None:  # noqa: ARG001
     sync_notebooks()
     write_api_pages()
@@ -223,4 +267,5 @@ def _on_config_inited(app, config) -> None:  # noqa: ARG001
 
 def setup(app):
     app.connect("config-inited", _on_config_inited)
+    app.connect("autodoc-skip-member", _skip_namedtuple_fields)
     return {"parallel_read_safe": True}

@@ -24,7 +24,9 @@ ENTRY = "mathjax/tex-svg.js"
 
 def installed_version() -> str | None:
     stamp = DEST / "VERSION"
-    return stamp.read_text().strip() if stamp.is_file() and (DEST / "tex-svg.js").is_file() else None
+    if stamp.is_file() and (DEST / "tex-svg.js").is_file():
+        return stamp.read_text().strip()
+    return None
 
 
 def fetch(force: bool = False) -> Path:

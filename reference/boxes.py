@@ -51,7 +51,8 @@ def bbox_overlaps(
 
     .. math::
         \mathrm{IoU} = \frac{I}{\max(U, \epsilon)}, \quad
-        \mathrm{GIoU} = \mathrm{IoU} - \frac{\max(E,\epsilon) - \max(U,\epsilon)}{\max(E, \epsilon)},
+        \mathrm{GIoU} = \mathrm{IoU}
+            - \frac{\max(E,\epsilon) - \max(U,\epsilon)}{\max(E, \epsilon)},
         \quad \mathrm{IoF} = \frac{I}{\max(A_1, \epsilon)}.
 
     Box areas are :math:`(x_2 - x_1)(y_2 - y_1)` without clamping (as in
@@ -62,7 +63,9 @@ def bbox_overlaps(
     dims: dict[str, int] = {}
     if is_aligned:
         dims["M"] = b1.shape[0]
-        b2 = as_float(bboxes2, "bboxes2", ("M", 4), dims, note="(is_aligned: as many rows as bboxes1)")
+        b2 = as_float(
+            bboxes2, "bboxes2", ("M", 4), dims, note="(is_aligned: as many rows as bboxes1)"
+        )
     else:
         b2 = as_float(bboxes2, "bboxes2", ("N", 4))
     eps = check_scalar(eps, "eps", low=0.0)

@@ -67,5 +67,7 @@ class GFLConfig:
         if len(self.strides) == 0 or any(
             isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in self.strides
         ):
-            raise ValueError(f"strides must be a non-empty tuple of positive ints, got {self.strides!r}")
+            raise ValueError(
+                f"strides must be a non-empty tuple of positive ints, got {self.strides!r}"
+            )
         object.__setattr__(self, "strides", tuple(self.strides))

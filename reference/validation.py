@@ -75,12 +75,15 @@ def as_float(
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
-        raise ValueError(f"{name} must be a real (integer or floating) array, got dtype {arr.dtype}")
+        raise ValueError(
+            f"{name} must be a real (integer or floating) array, got dtype {arr.dtype}"
+        )
     if spec is not None:
         check_shape(arr.shape, name, spec, dims, note)
     arr = arr.astype(np.float64, copy=False)
     if finite and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {int(np.sum(~np.isfinite(arr)))} non-finite value(s)")
+        bad = int(np.sum(~np.isfinite(arr)))
+        raise ValueError(f"{name} must be finite, got {bad} non-finite value(s)")
     return arr
 
 

@@ -65,24 +65,16 @@ def qfl_inputs(max_n: int = 12, max_c: int = 6, logit_range: float = 20.0):
     return build()
 
 
-# --- issue 2: the differentiable pieces (appended; the strategies above are unchanged) ---
+# --- issue 2: the differentiable pieces (appended; the strategies above behave as before) ---
 
 #: Logits up to this magnitude must give finite outputs and gradients everywhere.
 WIDE_LOGIT = 1e4
 
 
 def wide_logits(shape, bound: float = WIDE_LOGIT) -> st.SearchStrategy[np.ndarray]:
-    """Dense float64 logits in ``[-bound, bound]``, often exactly at ``±bound``, 0 or ±50."""
-    elements = st.one_of(
-        finite_floats(-bound, bound),
-        st.sampled_from([-bound, bound, 0.0, -50.0, 50.0]),
-    )
-    return hnp.arrays(F64, shape, elements=elements, fill=st.nothing())
-
-
-def upstream(shape) -> st.SearchStrategy[np.ndarray]:
-    """A dense float64 upstream gradient of ``shape`` with entries in ``[-3, 3]``."""
-    return hnp.arrays(F64, shape, elements=finite_floats(-3.0, 3.0), fill=st.nothing())
+    """Dense float64 logits: either moderate (``|x| <= 20``) or wide (``|x| <= bound``;
+    such arrays nearly always hold an entry exactly at ``±bound``, and often 0)."""
+    return st.one_of(logits(shape, -20.0, 20.0), logits(shape, -bound, bound))
 
 
 def integral_inputs(max_n: int = 8, reg_maxes=(1, 2, 4, 16), lo: float = -20.0,
@@ -240,14 +232,30 @@ def head_workloads(draw, max_batch: int = 3, max_classes: int = 20, reg_max: int
 
 
 # --- anchors, ATSS and NMS (issue 3) -----------------------------------------
-
-ATSS_STRIDES = (8, 16, 32)
+# These draw whole arrays with hypothesis' default ``fill`` (much cheaper than
+# one draw per element, and the repeated fill value gives the exact ties and
+# duplicates that ranking and NMS tests need).
 
 
 def nice_or_float(lo: float, hi: float, step: float = 0.5) -> st.SearchStrategy[float]:
     """A float in ``[lo, hi]``: half the time on a ``step`` grid (exact ties and boundaries)."""
     n = int((hi - lo) / step)
     return st.one_of(st.integers(0, n).map(lambda k: lo + k * step), finite_floats(lo, hi))
+
+
+@st.composite
+def grid_values(draw, n: int, lo: float, hi: float, step: float, dense: bool = False) -> np.ndarray:
+    """``(n,)`` float64 values ``lo + step * k`` in ``[lo, hi]``, half the time jittered.
+
+    ``dense``: draw every element (no repeated fill value).
+    """
+    k_max = max(0, int((hi - lo) / step))
+    fill = st.nothing() if dense else None
+    k = draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, k_max), fill=fill))
+    out = lo + step * k.astype(F64)
+    if draw(st.booleans()):
+        out = out + draw(hnp.arrays(F64, (n,), elements=finite_floats(0.0, step), fill=fill))
+    return np.minimum(out, max(lo, hi))
 
 
 @st.composite
@@ -278,16 +286,20 @@ def grid_boxes(featmap_sizes, strides, base: float = 8.0) -> list[np.ndarray]:
 
 
 @st.composite
-def gt_boxes(draw, n: int, extent: float, min_size: float = 0.5):
-    """``(n, 4)`` float64 boxes inside ``[-8, extent + 8]``, coordinates often on a 0.5 grid."""
-    rows = []
-    for _ in range(n):
-        x = draw(nice_or_float(-8.0, extent))
-        y = draw(nice_or_float(-8.0, extent))
-        w = draw(nice_or_float(min_size, extent / 2 + min_size))
-        h = draw(nice_or_float(min_size, extent / 2 + min_size))
-        rows.append([x, y, x + w, y + h])
-    return np.array(rows, dtype=F64).reshape(n, 4)
+def gt_boxes(draw, n: int, extent, min_size: float = 0.5, max_size: float | None = None,
+             lo: float = -8.0, step: float = 0.5):
+    """``(n, 4)`` float64 boxes, coordinates often on a ``step`` grid.
+
+    ``extent`` is a float or ``(w, h)``: top-left corners lie in ``[lo, w] x [lo, h]``
+    and sides in ``[min_size, max_size]`` (default ``max(w, h)``), more often large.
+    """
+    ew, eh = (extent, extent) if np.isscalar(extent) else extent
+    max_size = max(ew, eh) if max_size is None else max_size
+    x = draw(grid_values(n, lo, ew, step, dense=True))
+    y = draw(grid_values(n, lo, eh, step, dense=True))
+    w = max_size + min_size - draw(grid_values(n, min_size, max_size, step, dense=True))
+    h = max_size + min_size - draw(grid_values(n, min_size, max_size, step, dense=True))
+    return np.stack([x, y, x + w, y + h], axis=1).reshape(n, 4)
 
 
 @st.composite
@@ -302,20 +314,23 @@ def atss_problems(draw, max_images: int = 1, max_gts: int = 5, max_ignore: int =
     sizes, strides = draw(featmap_levels())
     levels = grid_boxes(sizes, strides)
     extent = float(max(max(h, w) * s for (h, w), s in zip(sizes, strides)))
+    grid = (float(sizes[0][1] * strides[0]), float(sizes[0][0] * strides[0]))  # level 0's (w, h)
     num_images = draw(st.integers(1, max_images))
     pads, gts, labels, ignores = [], [], [], []
+    pad = st.one_of(st.just(extent), nice_or_float(0.0, extent, 4.0))  # often no padding
     for _ in range(num_images):
-        pads.append((draw(nice_or_float(0.0, extent, 4.0)), draw(nice_or_float(0.0, extent, 4.0))))
-        g = draw(st.integers(0, max_gts))
-        gts.append(draw(gt_boxes(g, extent)))
-        labels.append(np.array(draw(st.lists(st.integers(0, 4), min_size=g, max_size=g)), np.int64))
-        ignores.append(draw(gt_boxes(draw(st.integers(0, max_ignore)), extent, min_size=4.0)))
+        pads.append((draw(pad), draw(pad)))
+        g = max_gts - draw(st.integers(0, max_gts))  # mostly several gts, 0 now and then
+        gts.append(draw(gt_boxes(g, grid, min_size=2.0, max_size=extent)))
+        labels.append(draw(hnp.arrays(np.int64, (g,), elements=st.integers(0, 4))))
+        n_ign = draw(st.integers(0, max_ignore))  # big enough to cover whole anchors
+        ignores.append(draw(gt_boxes(n_ign, extent, 8.0, 2 * extent, lo=-extent, step=4.0)))
     return {
         "featmap_sizes": sizes,
         "strides": strides,
         "anchors": np.concatenate(levels).reshape(-1, 4),
         "num_level_anchors": [lv.shape[0] for lv in levels],
-        "topk": draw(st.sampled_from([1, 2, 3, 9])),
+        "topk": draw(st.sampled_from([9, 3, 2, 1, 9, 9])),  # mostly the default
         "pad_shapes": pads,
         "gt_bboxes": gts,
         "gt_labels": labels,
@@ -327,25 +342,27 @@ def atss_problems(draw, max_images: int = 1, max_gts: int = 5, max_ignore: int =
 IOU_THRESHOLDS = st.one_of(st.sampled_from([0.0, 0.3, 0.5, 0.6, 0.7, 1.0]), finite_floats(0.0, 1.0))
 
 
+def tied_scores(shape, special=(0.1, 0.5, 0.9)) -> st.SearchStrategy[np.ndarray]:
+    """Scores in [0, 1], often exactly one of ``special`` (ties, thresholds)."""
+    element = st.one_of(st.sampled_from(list(special)), finite_floats(0.0, 1.0))
+    return hnp.arrays(F64, shape, elements=element)
+
+
 @st.composite
 def nms_problems(draw, max_n: int = 24, max_groups: int = 3, dtypes=(np.float32, np.float64)):
     """Clustered boxes for NMS: ``(boxes (N, 4), scores (N,), idxs (N,), iou_threshold)``.
 
     Coordinates are often on a 0.25 grid and scores often from a small set, so
-    exact score ties, zero-area boxes and IoUs exactly at the threshold occur.
+    exact score ties, duplicate and zero-area boxes and IoUs exactly at the
+    threshold occur.
     """
     n = draw(st.integers(0, max_n))
     dtype = draw(st.sampled_from(dtypes))
-    rows = []
-    for _ in range(n):
-        x, y = draw(nice_or_float(0.0, 40.0, 0.25)), draw(nice_or_float(0.0, 40.0, 0.25))
-        w, h = draw(nice_or_float(0.0, 30.0, 0.25)), draw(nice_or_float(0.0, 30.0, 0.25))
-        rows.append([x, y, x + w, y + h])
-    boxes_ = np.array(rows, dtype=F64).reshape(n, 4).astype(dtype)
-    score = st.one_of(st.sampled_from([0.1, 0.5, 0.9]), finite_floats(0.0, 1.0))
-    scores = np.array(draw(st.lists(score, min_size=n, max_size=n)), dtype=F64).astype(dtype)
-    groups = st.lists(st.integers(0, max_groups - 1), min_size=n, max_size=n)
-    idxs = np.array(draw(groups), dtype=np.int64)
+    x, y = draw(grid_values(n, 0.0, 40.0, 0.25)), draw(grid_values(n, 0.0, 40.0, 0.25))
+    w, h = draw(grid_values(n, 0.0, 30.0, 0.25)), draw(grid_values(n, 0.0, 30.0, 0.25))
+    boxes_ = np.stack([x, y, x + w, y + h], axis=1).reshape(n, 4).astype(dtype)
+    scores = draw(tied_scores((n,))).astype(dtype)
+    idxs = draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, max_groups - 1)))
     return boxes_, scores, idxs, draw(IOU_THRESHOLDS)
 
 
@@ -354,19 +371,15 @@ def multiclass_problems(draw, max_n: int = 16, max_classes: int = 4):
     """``(multi_bboxes, multi_scores, score_thr, iou_threshold, max_num)`` for multiclass NMS.
 
     ``multi_bboxes`` is ``(N, 4)`` or ``(N, 4C)``, ``multi_scores`` ``(N, C+1)``.
-
     Scores are often exactly ``score_thr`` (strict comparison) or tied.
     """
     boxes_, _, _, thr = draw(nms_problems(max_n=max_n, max_groups=1))
     n, dtype = boxes_.shape[0], boxes_.dtype
     c = draw(st.integers(1, max_classes))
     score_thr = draw(st.sampled_from([0.0, 0.05, 0.25, 0.5]))
-    score = st.one_of(st.sampled_from([score_thr, 0.5, 0.9]), finite_floats(0.0, 1.0))
-    scores = np.array(draw(st.lists(score, min_size=n * (c + 1), max_size=n * (c + 1))), F64)
-    scores = scores.reshape(n, c + 1).astype(dtype)
+    scores = draw(tied_scores((n, c + 1), (score_thr, 0.5, 0.9))).astype(dtype)
     if draw(st.booleans()):  # one box per class: jitter the shared boxes per class
-        shift = np.array(draw(st.lists(nice_or_float(-3.0, 3.0, 0.5), min_size=n * c * 4,
-                                       max_size=n * c * 4)), F64).reshape(n, c * 4)
+        shift = draw(grid_values(n * c * 4, -3.0, 3.0, 0.5)).reshape(n, c * 4)
         boxes_ = (np.tile(boxes_.astype(F64), (1, c)) + shift).astype(dtype)
     max_num = draw(st.sampled_from([-1, 0, 1, 3, 100]))
     return boxes_, scores, score_thr, thr, max_num

@@ -107,9 +107,11 @@ def test_grid_anchors_bad_input(impl, args, match):
 @pytest.mark.parametrize("impl", [R, T])
 @pytest.mark.parametrize(
     "pad,match",
-    [((10,), r"pad_shape must be \(h, w\), got \(10,\)"),
-     ((-1, 10), r"pad_shape must be \(h, w\) with finite h, w >= 0, got \(-1, 10\)"),
-     ((float("nan"), 10), r"pad_shape must be \(h, w\) with finite h, w >= 0")],
+    [
+        ((10,), r"pad_shape must be \(h, w\), got \(10,\)"),
+        ((-1, 10), r"pad_shape must be \(h, w\) with finite h, w >= 0, got \(-1, 10\)"),
+        ((float("nan"), 10), r"pad_shape must be \(h, w\) with finite h, w >= 0"),
+    ],
 )
 def test_valid_flags_bad_input(impl, pad, match):
     with pytest.raises(ValueError, match=match):

@@ -1,4 +1,4 @@
-"""ATSS assignment: a loop reference, NumPy == torch == batched torch, properties, goldens, errors."""
+"""ATSS: a loop reference, NumPy == torch == batched torch, properties, goldens, errors."""
 
 from __future__ import annotations
 
@@ -7,18 +7,24 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 import reference as R
 import torch_impl as T
 from tests.strategies import atss_problems, gt_boxes
 
-GOLDEN_ATSS = ["atss_random", "atss_no_gt", "atss_one_gt", "atss_identical_gts",
-               "atss_inside_boundary"]
+GOLDEN_ATSS = [
+    "atss_random",
+    "atss_no_gt",
+    "atss_one_gt",
+    "atss_identical_gts",
+    "atss_inside_boundary",
+]
 
 
 # --- a tiny, obvious loop reference --------------------------------------------------------
+
 
 def loop_iou(a, g):
     """bbox_overlaps(mode="iou", eps=1e-6) of two boxes, in the same operation order."""
@@ -45,8 +51,9 @@ def loop_atss(anchors, counts, gts, topk, ignore=(), ignore_iof_thr=-1.0):
     gt_inds = [0] * n_a
     if n_a == 0 or n_g == 0:
         return gt_inds, [], []
-    ignored = [ignore_iof_thr > 0 and any(loop_iof(a, b) > ignore_iof_thr for b in ignore)
-               for a in anchors]
+    ignored = [
+        ignore_iof_thr > 0 and any(loop_iof(a, b) > ignore_iof_thr for b in ignore) for a in anchors
+    ]
     for a in range(n_a):
         if ignored[a]:
             gt_inds[a] = -1
@@ -58,8 +65,11 @@ def loop_atss(anchors, counts, gts, topk, ignore=(), ignore_iof_thr=-1.0):
         cands, start = [], 0
         for n in counts:
             usable = [a for a in range(start, start + n) if not ignored[a]]
-            dist = {a: (centre[a][0] - gx) * (centre[a][0] - gx)
-                    + (centre[a][1] - gy) * (centre[a][1] - gy) for a in usable}
+            dist = {
+                a: (centre[a][0] - gx) * (centre[a][0] - gx)
+                + (centre[a][1] - gy) * (centre[a][1] - gy)
+                for a in usable
+            }
             cands += sorted(usable, key=lambda a: (dist[a], a))[:topk]
             start += n
         cands.sort()  # sums run in anchor order
@@ -84,6 +94,7 @@ def loop_atss(anchors, counts, gts, topk, ignore=(), ignore_iof_thr=-1.0):
 
 # --- helpers -------------------------------------------------------------------------------
 
+
 def valid_mask(p, i):
     flags = R.valid_flags(p["featmap_sizes"], p["pad_shapes"][i], p["strides"])
     return np.concatenate(flags) if flags else np.zeros(0, bool)
@@ -95,8 +106,9 @@ def level_counts(mask, counts):
 
 def run_torch(anchors, counts, gts, labels, ignore=None, thr=-1.0, topk=9):
     t = torch.from_numpy
-    return T.atss_assign(t(anchors), counts, t(gts), t(labels),
-                         None if ignore is None else t(ignore), topk, thr)
+    return T.atss_assign(
+        t(anchors), counts, t(gts), t(labels), None if ignore is None else t(ignore), topk, thr
+    )
 
 
 def assert_same(res_np, res_t):
@@ -106,6 +118,7 @@ def assert_same(res_np, res_t):
 
 
 # --- cross-implementation agreement ---------------------------------------------------------
+
 
 @given(atss_problems(max_images=3))
 def test_numpy_torch_batched_agree(p):
@@ -126,9 +139,12 @@ def test_numpy_torch_batched_agree(p):
         assert res.num_gts == g
         assert_same(res, run_torch(sub, sub_counts, gts, labels, topk=topk))
         expected.append(res)
+        event(f"positives: {'yes' if (res.gt_inds > 0).any() else 'no'}")
+        event(f"padding: {'yes' if not valid[i].all() else 'no'}")
     t = torch.from_numpy
-    out = T.atss_assign_batched(t(anchors), counts, t(gt_pad), t(lab_pad), t(gt_valid),
-                                t(valid), topk)
+    out = T.atss_assign_batched(
+        t(anchors), counts, t(gt_pad), t(lab_pad), t(gt_valid), t(valid), topk
+    )
     np.testing.assert_array_equal(out.num_gts.numpy(), gt_valid.sum(1))
     for i, res in enumerate(expected):
         for field in ("gt_inds", "labels", "max_overlaps"):
@@ -143,30 +159,52 @@ def test_ignore_boxes_agree(p):
     """With ignore boxes, NumPy == torch; batched torch with the ignored anchors marked invalid
     gives the same assignment, except that it reports those anchors as 0 instead of -1."""
     anchors, counts, topk = p["anchors"], p["num_level_anchors"], p["topk"]
-    gts, labels, ign, thr = p["gt_bboxes"][0], p["gt_labels"][0], p["gt_bboxes_ignore"][0], \
-        p["ignore_iof_thr"]
+    gts, labels, ign, thr = (
+        p["gt_bboxes"][0],
+        p["gt_labels"][0],
+        p["gt_bboxes_ignore"][0],
+        p["ignore_iof_thr"],
+    )
     res = R.atss_assign(anchors, counts, gts, labels, ign, topk, thr)
     assert_same(res, run_torch(anchors, counts, gts, labels, ign, thr, topk))
     loop, _, _ = loop_atss(anchors, counts, gts, topk, ign, thr)
     np.testing.assert_array_equal(res.gt_inds, loop)
+    event(f"ignored: {'yes' if (res.gt_inds < 0).any() else 'no'}")
+    event(f"positives: {'yes' if (res.gt_inds > 0).any() else 'no'}")
     if gts.shape[0] == 0:
         return
     ignored = res.gt_inds == -1
     t = torch.from_numpy
-    out = T.atss_assign_batched(t(anchors), counts, t(gts[None]), t(labels[None]),
-                                torch.ones(1, gts.shape[0], dtype=torch.bool), t(~ignored[None]),
-                                topk)
+    out = T.atss_assign_batched(
+        t(anchors),
+        counts,
+        t(gts[None]),
+        t(labels[None]),
+        torch.ones(1, gts.shape[0], dtype=torch.bool),
+        t(~ignored[None]),
+        topk,
+    )
     np.testing.assert_array_equal(out.gt_inds[0].numpy(), np.where(ignored, 0, res.gt_inds))
 
 
 # --- properties against the loop reference --------------------------------------------------
 
+
 @given(atss_problems())
-@example({"featmap_sizes": ((1, 2),), "strides": (8,),
-          "anchors": np.array([[-32.0, -32, 32, 32], [-24, -32, 40, 32]]),
-          "num_level_anchors": [2], "topk": 9, "pad_shapes": [(8.0, 16.0)],
-          "gt_bboxes": [np.array([[-4.0, -4, 12, 4]])], "gt_labels": [np.array([3])],
-          "gt_bboxes_ignore": [np.zeros((0, 4))], "ignore_iof_thr": 0.5}).via("two equal IoUs")
+@example(
+    {
+        "featmap_sizes": ((1, 2),),
+        "strides": (8,),
+        "anchors": np.array([[-32.0, -32, 32, 32], [-24, -32, 40, 32]]),
+        "num_level_anchors": [2],
+        "topk": 9,
+        "pad_shapes": [(8.0, 16.0)],
+        "gt_bboxes": [np.array([[-4.0, -4, 12, 4]])],
+        "gt_labels": [np.array([3])],
+        "gt_bboxes_ignore": [np.zeros((0, 4))],
+        "ignore_iof_thr": 0.5,
+    }
+).via("two equal IoUs")
 def test_matches_loop_reference_and_properties(p):
     anchors, counts, topk = p["anchors"], p["num_level_anchors"], p["topk"]
     gts, labels = p["gt_bboxes"][0], p["gt_labels"][0]
@@ -185,10 +223,18 @@ def test_matches_loop_reference_and_properties(p):
         for other in range(len(gts)):  # no gt for which it is also positive has a higher IoU
             u = loop_iou(anchor, gts[other])
             if other != g and a in candidates[other] and u >= thresholds[other]:
-                cx_in = min(cx - gts[other][0], cy - gts[other][1], gts[other][2] - cx,
-                            gts[other][3] - cy) > 0.01
-                assert not cx_in or u < res.max_overlaps[a] or (u == res.max_overlaps[a]
-                                                                and other > g)
+                cx_in = (
+                    min(
+                        cx - gts[other][0],
+                        cy - gts[other][1],
+                        gts[other][2] - cx,
+                        gts[other][3] - cy,
+                    )
+                    > 0.01
+                )
+                assert (
+                    not cx_in or u < res.max_overlaps[a] or (u == res.max_overlaps[a] and other > g)
+                )
     neg = res.gt_inds <= 0
     assert (res.max_overlaps[neg] == 0).all() and (res.labels[neg] == -1).all()
 
@@ -233,6 +279,7 @@ def test_two_candidates_threshold_above_both(gt, shift, equal):
 
 
 # --- goldens -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", GOLDEN_ATSS)
 @pytest.mark.parametrize("impl", ["reference", "torch64", "torch32", "batched32"])
@@ -281,31 +328,73 @@ def test_golden_boundary_cases(golden):
 
 # --- empty inputs --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("with_labels", [True, False])
 def test_empty_inputs(with_labels):
     a = np.concatenate(R.grid_anchors([(2, 2), (1, 1)], (8, 16)))
     lab = np.zeros(0, np.int64) if with_labels else None
-    for anchors, counts, gts in [(a, [4, 1], np.zeros((0, 4))),
-                                 (np.zeros((0, 4)), [0, 0], np.array([[0.0, 0, 8, 8]])),
-                                 (np.zeros((0, 4)), [], np.zeros((0, 4)))]:
+    for anchors, counts, gts in [
+        (a, [4, 1], np.zeros((0, 4))),
+        (np.zeros((0, 4)), [0, 0], np.array([[0.0, 0, 8, 8]])),
+        (np.zeros((0, 4)), [], np.zeros((0, 4))),
+    ]:
         labels = None if lab is None else np.zeros(gts.shape[0], np.int64)
         res = R.atss_assign(anchors, counts, gts, labels)
         assert res.gt_inds.shape == res.max_overlaps.shape == (anchors.shape[0],)
         assert (res.gt_inds == 0).all() and res.gt_inds.dtype == np.int64
         assert (res.labels is None) == (labels is None)
-        tres = T.atss_assign(torch.from_numpy(anchors), counts, torch.from_numpy(gts),
-                             None if labels is None else torch.from_numpy(labels))
+        tres = T.atss_assign(
+            torch.from_numpy(anchors),
+            counts,
+            torch.from_numpy(gts),
+            None if labels is None else torch.from_numpy(labels),
+        )
         assert tuple(tres.gt_inds.shape) == (anchors.shape[0],)
         assert (tres.labels is None) == (labels is None)
     # no gts: every anchor negative, even those an ignore box covers
-    res = R.atss_assign(a, [4, 1], np.zeros((0, 4)), None, np.array([[-40.0, -40, 40, 40]]),
-                        ignore_iof_thr=0.1)
+    res = R.atss_assign(
+        a, [4, 1], np.zeros((0, 4)), None, np.array([[-40.0, -40, 40, 40]]), ignore_iof_thr=0.1
+    )
     assert (res.gt_inds == 0).all()
     # a batch padded to zero gts
-    out = T.atss_assign_batched(torch.from_numpy(a), [4, 1], torch.zeros(2, 0, 4, dtype=torch.float64),
-                                torch.zeros(2, 0, dtype=torch.long), torch.zeros(2, 0, dtype=torch.bool))
+    out = T.atss_assign_batched(
+        torch.from_numpy(a),
+        [4, 1],
+        torch.zeros(2, 0, 4, dtype=torch.float64),
+        torch.zeros(2, 0, dtype=torch.long),
+        torch.zeros(2, 0, dtype=torch.bool),
+    )
     assert tuple(out.gt_inds.shape) == (2, 5) and (out.gt_inds == 0).all()
     assert out.num_gts.tolist() == [0, 0]
+
+
+def test_batched_has_no_data_dependent_shapes():
+    """On the meta device tensors have no values: any ``.item()``, ``nonzero()``, boolean-mask
+    index or ``if tensor`` would fail, so running there shows the batched path never syncs."""
+    levels = R.grid_anchors([(4, 5), (2, 3), (1, 2)], (8, 16, 32))
+    counts = [lv.shape[0] for lv in levels]
+    for dtype in (torch.float32, torch.float64, torch.float16):
+        a = torch.tensor(np.concatenate(levels), dtype=dtype, device="meta")
+        gts = torch.empty(2, 3, 4, dtype=dtype, device="meta")
+        labels = torch.empty(2, 3, dtype=torch.long, device="meta")
+        gt_valid = torch.empty(2, 3, dtype=torch.bool, device="meta")
+        anchor_valid = torch.empty(2, a.shape[0], dtype=torch.bool, device="meta")
+        out = T.atss_assign_batched(a, counts, gts, labels, gt_valid, anchor_valid)
+        assert tuple(out.gt_inds.shape) == tuple(out.labels.shape) == (2, a.shape[0])
+        assert out.max_overlaps.dtype == dtype and tuple(out.num_gts.shape) == (2,)
+
+
+def test_torch_half_precision_runs_in_float32():
+    d = {
+        "anchors": np.concatenate(R.grid_anchors([(4, 4), (2, 2)], (8, 16))),
+        "gts": np.array([[2.0, 2, 20, 26], [8.0, 4, 30, 20]]),
+    }
+    ref = R.atss_assign(d["anchors"], [16, 4], d["gts"])
+    for dtype in (torch.float16, torch.bfloat16):
+        a, g = (torch.tensor(d[k], dtype=dtype) for k in ("anchors", "gts"))  # exact in 8 bits
+        res = T.atss_assign(a, [16, 4], g)
+        assert res.max_overlaps.dtype == dtype
+        np.testing.assert_array_equal(res.gt_inds.numpy(), ref.gt_inds)
 
 
 def test_single_candidate_gets_no_positive():
@@ -313,8 +402,9 @@ def test_single_candidate_gets_no_positive():
     a = np.array([[-32.0, -32, 32, 32]])
     res = R.atss_assign(a, [1], np.array([[-30.0, -30, 30, 30]]), np.array([2]))
     assert res.gt_inds.tolist() == [0] and res.labels.tolist() == [-1]
-    tres = T.atss_assign(torch.from_numpy(a), [1], torch.tensor([[-30.0, -30, 30, 30]],
-                                                                dtype=torch.float64))
+    tres = T.atss_assign(
+        torch.from_numpy(a), [1], torch.tensor([[-30.0, -30, 30, 30]], dtype=torch.float64)
+    )
     assert tres.gt_inds.tolist() == [0]
 
 
@@ -328,6 +418,7 @@ def test_level_smaller_than_topk_and_empty_level():
 
 
 # --- no mutation, bad input ----------------------------------------------------------------
+
 
 def test_does_not_mutate_arguments():
     a = np.concatenate(R.grid_anchors([(4, 4), (2, 2)], (8, 16)))
@@ -377,15 +468,25 @@ def test_reference_bad_input(kwargs, match):
     [
         ({"anchors": torch.zeros(4, 3)}, r"anchors must have shape \(A, 4\), got \(4, 3\)"),
         ({"anchors": np.zeros((4, 4))}, r"anchors must be a torch.Tensor, got ndarray"),
-        ({"gt_bboxes": torch.zeros(1, 4, dtype=torch.long)}, r"gt_bboxes must be a floating tensor"),
-        ({"gt_labels": torch.zeros(1)}, r"gt_labels must be an integer tensor, got dtype torch.float32"),
+        (
+            {"gt_bboxes": torch.zeros(1, 4, dtype=torch.long)},
+            r"gt_bboxes must be a floating tensor",
+        ),
+        (
+            {"gt_labels": torch.zeros(1)},
+            r"gt_labels must be an integer tensor, got dtype torch.float32",
+        ),
         ({"num_level_anchors": [2, 1]}, r"num_level_anchors must sum to the number of anchors A=4"),
         ({"topk": -1}, r"topk must be >= 1, got -1"),
     ],
 )
 def test_torch_bad_input(kwargs, match):
-    args = {"anchors": torch.from_numpy(A4).float(), "num_level_anchors": [4],
-            "gt_bboxes": torch.tensor(GT).float(), "gt_labels": None}
+    args = {
+        "anchors": torch.from_numpy(A4).float(),
+        "num_level_anchors": [4],
+        "gt_bboxes": torch.tensor(GT).float(),
+        "gt_labels": None,
+    }
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         T.atss_assign(**args)
@@ -395,19 +496,32 @@ def test_torch_bad_input(kwargs, match):
     "kwargs,match",
     [
         ({"gt_bboxes": torch.zeros(1, 4)}, r"gt_bboxes must have shape \(B, G, 4\), got \(1, 4\)"),
-        ({"gt_valid": torch.ones(1, 1)}, r"gt_valid must be a bool tensor, got dtype torch.float32"),
-        ({"gt_valid": torch.ones(2, 1, dtype=torch.bool)},
-         r"gt_valid must have shape \(B=1, G=1\), got \(2, 1\)"),
-        ({"anchor_valid": torch.ones(1, 5, dtype=torch.bool)},
-         r"anchor_valid must have shape \(B=1, A=4\), got \(1, 5\)"),
-        ({"gt_labels": torch.zeros(1, 2, dtype=torch.long)},
-         r"gt_labels must have shape \(B=1, G=1\), got \(1, 2\)"),
+        (
+            {"gt_valid": torch.ones(1, 1)},
+            r"gt_valid must be a bool tensor, got dtype torch.float32",
+        ),
+        (
+            {"gt_valid": torch.ones(2, 1, dtype=torch.bool)},
+            r"gt_valid must have shape \(B=1, G=1\), got \(2, 1\)",
+        ),
+        (
+            {"anchor_valid": torch.ones(1, 5, dtype=torch.bool)},
+            r"anchor_valid must have shape \(B=1, A=4\), got \(1, 5\)",
+        ),
+        (
+            {"gt_labels": torch.zeros(1, 2, dtype=torch.long)},
+            r"gt_labels must have shape \(B=1, G=1\), got \(1, 2\)",
+        ),
     ],
 )
 def test_batched_bad_input(kwargs, match):
-    args = {"anchors": torch.from_numpy(A4).float(), "num_level_anchors": [4],
-            "gt_bboxes": torch.tensor(GT).float()[None], "gt_labels": None,
-            "gt_valid": torch.ones(1, 1, dtype=torch.bool)}
+    args = {
+        "anchors": torch.from_numpy(A4).float(),
+        "num_level_anchors": [4],
+        "gt_bboxes": torch.tensor(GT).float()[None],
+        "gt_labels": None,
+        "gt_valid": torch.ones(1, 1, dtype=torch.bool),
+    }
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         T.atss_assign_batched(**args)

@@ -23,6 +23,17 @@ from torch_impl import bbox2distance as t_bbox2distance
 from torch_impl import bbox_overlaps as t_bbox_overlaps
 from torch_impl import distance2bbox as t_distance2bbox
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors only: torch's intra-op thread pool adds nothing but synchronisation,
+    which costs milliseconds per op on busy shared cores. Restored after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 MODES = ["iou", "giou", "iof"]
 SIGN = np.array([-1.0, -1.0, 1.0, 1.0])
@@ -80,15 +91,19 @@ def test_distance2bbox_numpy_matches_torch_float64(pd, max_shape, seed):
 
 
 @given(pd=points_and_distances(max_n=3), max_shape=st.one_of(st.none(), max_shapes), seed=seeds)
+@example(pd=(np.array([[93.0, 0.0], [12.0, -1.0]]), np.array([[92.0, 1.0, 0.0, 2.0], [0.0] * 4])),
+         max_shape=(1, 11), seed=1_210_181_279)  # found: rounding noise at h = 1e-6
 def test_distance2bbox_backward_matches_central_differences(pd, max_shape, seed):
     points, distance = pd
     out, _ = distance2bbox_forward(points, distance)
-    if max_shape is not None:  # stay 1e-3 away from the clamp bounds
+    if max_shape is not None:  # stay 1e-3 (> h) away from the clamp bounds
         h, w = max_shape
         upper = np.array([w, h, w, h])
         assume(np.all(np.abs(out) > 1e-3) and np.all(np.abs(out - upper) > 1e-3))
+    # The map is piecewise linear: a central difference has no truncation error, only
+    # rounding noise ~ 1e-16 |<d_out, boxes>| / h, so a large step is the accurate one.
     err = check_backward(lambda d: distance2bbox_forward(points, d, max_shape),
-                         distance2bbox_backward, distance, seed=seed)
+                         distance2bbox_backward, distance, seed=seed, h=1e-4)
     assert err <= 1e-7
 
 

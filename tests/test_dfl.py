@@ -15,13 +15,35 @@ from reference import dfl_backward, dfl_forward, weight_reduce_backward, weight_
 from reference.gradcheck import check_backward, rel_error
 from torch_impl import distribution_focal_loss
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors only: torch's intra-op thread pool adds nothing but synchronisation,
+    which costs milliseconds per op on busy shared cores. Restored after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 seeds = st.integers(0, 2**32 - 1)
 
 
-def assert_rel(a, b, tol: float, what: str = "") -> None:
-    err = rel_error(np.asarray(a), np.asarray(b))
+def assert_rel(a, b, tol: float, what: str = "", floor: float = 1e-12) -> None:
+    err = rel_error(np.asarray(a), np.asarray(b), floor=floor)
     assert err <= tol, f"{what}: rel_error {err:.3g} > {tol:g}"
+
+
+def grad_floor(g) -> float:
+    """The scale below which a DFL gradient g (S - t) is rounding noise.
+
+    When a row's softmax saturates on the target's bin, S_r - t_r cancels to ~1e-7 in
+    both implementations and carries ~1e-16 |g| absolute error; relative to that tiny
+    gradient it exceeds 1e-10 (found: logits (0, 0, 0, 16), label 3 - 1 ulp). Entries
+    below 1e-4 |g| are therefore compared absolutely.
+    """
+    return 1e-4 * max(float(np.max(np.abs(g), initial=0.0)), 1e-8)
 
 
 def log_softmax_rows(z: np.ndarray) -> np.ndarray:
@@ -69,7 +91,7 @@ def test_dfl_numpy_matches_torch_float64_per_row(inputs, seed):
     for a in (loss, d_pred, t_loss, t_grad):
         assert np.all(np.isfinite(a))
     assert_rel(loss, t_loss, 1e-10, "forward")
-    assert_rel(d_pred, t_grad, 1e-10, "gradient")
+    assert_rel(d_pred, t_grad, 1e-10, "gradient", floor=grad_floor(d_out))
 
 
 @given(
@@ -80,6 +102,8 @@ def test_dfl_numpy_matches_torch_float64_per_row(inputs, seed):
     avg=st.one_of(st.none(), finite_floats(0.5, 50.0)),
     avg_as_tensor=st.booleans(),
 )
+@example(inputs=(np.array([[0.0, 0.0, 0.0, 16.0]]), np.array([np.nextafter(3.0, 0.0)])), seed=1,
+         reduction="mean", use_weight=False, avg=None, avg_as_tensor=False)  # found
 def test_dfl_reduced_matches_reference_composed_with_weight_reduce(
     inputs, seed, reduction, use_weight, avg, avg_as_tensor
 ):
@@ -91,14 +115,15 @@ def test_dfl_reduced_matches_reference_composed_with_weight_reduce(
     loss, d_cache = dfl_forward(pred, label)
     out, r_cache = weight_reduce_forward(loss, weight, reduction, avg)
     d_out = rng.normal(size=out.shape)
-    d_pred = dfl_backward(weight_reduce_backward(d_out, r_cache), d_cache)
+    d_loss = weight_reduce_backward(d_out, r_cache)
+    d_pred = dfl_backward(d_loss, d_cache)
     t_avg = torch.tensor(avg, dtype=torch.float64) if (avg is not None and avg_as_tensor) else avg
     t_weight = None if weight is None else torch.from_numpy(weight)
     t_out, t_grad = torch_dfl(pred, label, d_out, weight=t_weight, reduction=reduction,
                               avg_factor=t_avg)
     assert t_out.shape == out.shape
     assert_rel(out, t_out, 1e-10, "forward")
-    assert_rel(d_pred, t_grad, 1e-10, "gradient")
+    assert_rel(d_pred, t_grad, 1e-10, "gradient", floor=grad_floor(d_loss))
 
 
 # ---------------------------------------------------------------- finite differences
@@ -107,12 +132,14 @@ def test_dfl_reduced_matches_reference_composed_with_weight_reduce(
 @given(inputs=dfl_inputs(max_m=3, lo=-10.0, hi=10.0), seed=seeds)
 @example(inputs=(np.zeros((3, 17)), np.array([0.0, 5.0, N16 - 0.1])), seed=0)
 @example(inputs=(np.zeros((1, 2)), np.array([0.5])), seed=0)
+@example(inputs=(np.array([[9.0, -2.0]]), np.array([0.0])), seed=0)  # found: |grad| 2e-6
 def test_dfl_backward_matches_central_differences(inputs, seed):
     pred, label = inputs
     d_out = np.random.default_rng(seed).normal(size=pred.shape[0])
     _, cache = dfl_forward(pred, label)
     # gradients of a saturated softmax are below the resolution of a central difference
-    assume(np.max(np.abs(dfl_backward(d_out, cache)), initial=1.0) > 1e-2)
+    grad = dfl_backward(d_out, cache)
+    assume(grad.size == 0 or np.max(np.abs(grad)) > 1e-2)
     err = check_backward(lambda p: dfl_forward(p, label), dfl_backward, pred, d_out=d_out, h=1e-5)
     assert err <= 1e-7
 

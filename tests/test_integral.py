@@ -8,20 +8,42 @@ import pytest
 import torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from strategies import WIDE_LOGIT, finite_floats, integral_inputs, logits
+from strategies import WIDE_LOGIT, finite_floats, integral_inputs
 
 from reference import integral_backward, integral_forward
 from reference.gradcheck import check_backward, rel_error
 from torch_impl import Integral, integral
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors only: torch's intra-op thread pool adds nothing but synchronisation,
+    which costs milliseconds per op on busy shared cores. Restored after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 HALF_TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 seeds = st.integers(0, 2**32 - 1)
 
 
-def assert_rel(a, b, tol: float, what: str = "") -> None:
-    err = rel_error(np.asarray(a), np.asarray(b))
+def assert_rel(a, b, tol: float, what: str = "", floor: float = 1e-12) -> None:
+    err = rel_error(np.asarray(a), np.asarray(b), floor=floor)
     assert err <= tol, f"{what}: rel_error {err:.3g} > {tol:g}"
+
+
+def grad_floor(g) -> float:
+    """The scale below which an Integral gradient g P_j (j - ŷ) is rounding noise.
+
+    When a side saturates, j - ŷ cancels in both implementations (ŷ = 1 - 8e-7 for
+    logits (0, 14)) and carries ~1e-16 n |g| absolute error, over 1e-10 relative to the
+    tiny gradient (found: rel_error 1.7e-10). Entries below 1e-4 |g| are compared
+    absolutely.
+    """
+    return 1e-4 * max(float(np.max(np.abs(g), initial=0.0)), 1e-8)
 
 
 def softmax_rows(z: np.ndarray) -> np.ndarray:
@@ -47,6 +69,7 @@ EXTREME = np.tile(np.array([WIDE_LOGIT, -WIDE_LOGIT, 0.0, 50.0, -50.0])[None], (
 @example(inputs=(np.zeros((0, 68)), 16), seed=0)
 @example(inputs=(EXTREME, 4), seed=1)
 @example(inputs=(np.full((1, 8), WIDE_LOGIT), 1), seed=2)
+@example(inputs=(np.array([[0.0, 14.0, 14.0, 0.0, 0.0, 16.0, 0.0, 14.0]]), 1), seed=0)  # found
 def test_integral_numpy_matches_torch_float64(inputs, seed):
     pred, reg_max = inputs
     d_out = np.random.default_rng(seed).normal(size=(pred.shape[0], 4))
@@ -58,7 +81,7 @@ def test_integral_numpy_matches_torch_float64(inputs, seed):
     assert np.all(np.isfinite(out)) and np.all(np.isfinite(d_pred))
     assert np.all(np.isfinite(t_out)) and np.all(np.isfinite(t_grad))
     assert_rel(out, t_out, 1e-10, "forward")
-    assert_rel(d_pred, t_grad, 1e-10, "gradient")
+    assert_rel(d_pred, t_grad, 1e-10, "gradient", floor=grad_floor(d_out))
 
 
 # ---------------------------------------------------------------- finite differences
@@ -75,7 +98,8 @@ def test_integral_backward_matches_central_differences(inputs, seed):
     # A central difference of <d_out, f> has absolute noise ~ 1e-16 |<d_out, f>| / h; a
     # saturated softmax has gradients too small to resolve against it (found: logits
     # 0, 6, 14 gave max |grad| 2.5e-3 and rel_error 1.01e-7 at h = 1e-6).
-    assume(np.max(np.abs(integral_backward(d_out, cache)), initial=1.0) > 1e-2)
+    grad = integral_backward(d_out, cache)
+    assume(grad.size == 0 or np.max(np.abs(grad)) > 1e-2)
     err = check_backward(
         lambda p: integral_forward(p, reg_max), integral_backward, pred, d_out=d_out, h=1e-5
     )
@@ -224,13 +248,11 @@ def test_integral_golden_float32(golden):
     assert_rel(integral_backward(d_out, cache), g["d_pred_f32"], 1e-5, "reference backward")
 
 
-@given(pred=logits((2, 68)))
-def test_integral_reference_accepts_integer_and_float32_input(pred):
+def test_integral_reference_accepts_integer_and_float32_input():
     """``reference`` computes in float64 whatever it is given."""
-    out64, _ = integral_forward(pred)
+    pred = np.random.default_rng(5).normal(scale=4.0, size=(3, 68))
     out32, _ = integral_forward(pred.astype(np.float32))
-    assert out32.dtype == np.float64
     out_int, _ = integral_forward(np.round(pred).astype(np.int32))
-    assert out_int.dtype == np.float64
-    np.testing.assert_allclose(out32, integral_forward(pred.astype(np.float32).astype(float))[0])
-    assert out64.shape == out32.shape == out_int.shape == (2, 4)
+    assert out32.dtype == out_int.dtype == np.float64
+    np.testing.assert_array_equal(out32, integral_forward(pred.astype(np.float32).astype(float))[0])
+    np.testing.assert_array_equal(out_int, integral_forward(np.round(pred))[0])

@@ -14,6 +14,17 @@ from reference import weight_reduce_backward, weight_reduce_forward
 from reference.gradcheck import check_backward, rel_error
 from torch_impl import weight_reduce_loss
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors only: torch's intra-op thread pool adds nothing but synchronisation,
+    which costs milliseconds per op on busy shared cores. Restored after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 seeds = st.integers(0, 2**32 - 1)
 
@@ -42,7 +53,7 @@ def test_weight_reduce_numpy_matches_torch_float64(inputs, seed, avg_as_tensor):
     t_avg = torch.tensor(avg, dtype=torch.float64) if (avg is not None and avg_as_tensor) else avg
     t_out = weight_reduce_loss(x, t_weight, reduction, t_avg)
     t_out.backward(torch.from_numpy(d_out))
-    assert tuple(t_out.shape) == out.shape == ((loss.shape if reduction == "none" else ()))
+    assert tuple(t_out.shape) == out.shape == (loss.shape if reduction == "none" else ())
     assert d_loss.shape == x.grad.shape == loss.shape
     assert_rel(out, t_out.detach().numpy(), 1e-10, "forward")
     assert_rel(d_loss, x.grad.numpy(), 1e-10, "gradient")

@@ -224,7 +224,7 @@ def _assign(
     if ok is not None:
         pos = pos & ok
     if gt_valid is not None:
-        pos = pos & gt_valid[..., None]
+        pos = pos & gt_valid[..., None]  # (B, G, K) padded gts have no positives
 
     flat = cand.reshape(b, g * k)  # (B, G*K)
     val = torch.where(pos, ious, -1.0).reshape(b, g * k)  # IoU >= 0, so -1 marks "not positive"

@@ -38,7 +38,9 @@ def bbox_overlaps(
     dims: dict[str, int] = {}
     check_tensor(bboxes1, "bboxes1", ("M", 4), dims)
     if is_aligned:
-        check_tensor(bboxes2, "bboxes2", ("M", 4), dims, note="(is_aligned: as many rows as bboxes1)")
+        check_tensor(
+            bboxes2, "bboxes2", ("M", 4), dims, note="(is_aligned: as many rows as bboxes1)"
+        )
     else:
         check_tensor(bboxes2, "bboxes2", ("N", 4))
     eps = check_scalar(eps, "eps", low=0.0)

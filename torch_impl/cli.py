@@ -137,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--fpn-channels", type=int)
     g.add_argument("--feat-channels", type=int, help="head width (multiple of 32)")
     g.add_argument("--stacked-convs", type=int, help="convs per head tower")
+    g.add_argument("--head-norm-groups", type=int, help="GroupNorm groups in the head (32)")
     g.add_argument("--reg-max", type=int, help="GFL's n: bins 0..n per side (default 16)")
     p.add_argument("--eval", action="store_true", help="evaluate on the validation set at the end")
 
@@ -237,6 +238,7 @@ def _model_configs(a: argparse.Namespace):
             "fpn_channels",
             "feat_channels",
             "stacked_convs",
+            "head_norm_groups",
         )
         if getattr(a, k) is not None
     }
@@ -277,11 +279,11 @@ def _val_set(state: dict, a: argparse.Namespace):
         json_path = a.val_json or t.get("val_json")
         images = a.val_images or t.get("val_images")
         if not json_path or not images:
-            raise SystemExit("gfl: error: COCO evaluation needs --val-json and --val-images")
+            raise ValueError("COCO evaluation needs --val-json and --val-images")
         ds = CocoDetection(json_path, images, size)
         if list(ds.cat_ids) != list(state["cat_ids"]):
-            raise SystemExit(
-                f"gfl: error: {json_path} has category ids {ds.cat_ids}, the "
+            raise ValueError(
+                f"{json_path} has category ids {ds.cat_ids}, the "
                 f"checkpoint was trained on {state['cat_ids']}"
             )
         return ds
@@ -375,9 +377,9 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         elif path.is_file():
             files.append(path)
         else:
-            raise SystemExit(f"gfl: error: no such file or folder: {path}")
+            raise FileNotFoundError(f"no such file or folder: {path}")
     if not files:
-        raise SystemExit("gfl: error: no images found in the inputs")
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in the inputs")
     device = _device(a.device)
     state = load_checkpoint(a.checkpoint)
     model = model_from_checkpoint(state).to(device).eval()
@@ -451,19 +453,24 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     cfg = TrainConfig(
         out_dir=str(out / "run"),
         device=a.device,
+        threads=a.threads,
         progress=not a.no_progress,
         checkpoint_every=100,
         **settings,
     )
     device = _device(a.device)
+    threads = cfg.threads or os.cpu_count() or 1
     print(
         f"GFL demo: training on {cfg.train_size} synthetic {cfg.image_size}x{cfg.image_size} "
-        f"images for {cfg.epochs} epochs on {device} "
-        f"({torch.get_num_threads()} threads); validation: {cfg.val_size} held-out images"
+        f"images for {cfg.epochs} epochs on {device}"
+        + (f" ({threads} threads)" if device.type == "cpu" else "")
+        + f"; validation: {cfg.val_size} held-out images"
     )
     t0 = time.perf_counter()
     result = train(cfg, "cpu")
     t_train = time.perf_counter() - t0
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
     state = load_checkpoint(result.checkpoint)
     model = model_from_checkpoint(state).to(device)
     val = _val_set(

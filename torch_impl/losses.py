@@ -108,11 +108,13 @@ def quality_focal_loss(
     Notes
     -----
     Every entry is first scored as a negative, :math:`\mathrm{softplus}(x)\,\sigma^\beta`
-    (no dense target tensor is built); each positive row then swaps its label
-    entry's negative term for the positive one through an ``(N,)``-sized
-    gather. Shapes are static, so nothing calls ``nonzero()`` or syncs. A
-    negative's score is replaced by 0 before use, so a NaN there cannot leak
-    into the gradient.
+    (no dense target tensor is built); each positive row then masks its label
+    entry out of that sum and adds the positive term, computed on an
+    ``(N,)``-sized gather. (Subtracting the label's negative term back instead
+    would cancel catastrophically when its logit is large: a well-predicted
+    positive's loss of 3e-7 at logit 12 came out as 0 in float32.) Shapes are
+    static, so nothing calls ``nonzero()`` or syncs. A negative's score is
+    replaced by 0 before use, so a NaN there cannot leak into the gradient.
     """
     dims: dict[str, int] = {}
     check_tensor(pred, "pred", ("N", "C"), dims)
@@ -123,17 +125,19 @@ def quality_focal_loss(
     x = pred.to(loss_dtype(pred.dtype))
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     # every entry as a negative (y = 0): BCE(x, 0) * sigma^beta = softplus(x) * sigma^beta
-    loss = (_softplus(x) * _pow(x.sigmoid(), beta)).sum(dim=1)  # (N,)
-    # each positive row: swap its label entry's negative term for the positive one
+    neg = _softplus(x) * _pow(x.sigmoid(), beta)  # (N, C)
+    # each positive row: its label entry takes the positive term instead (masked out of
+    # the negative sum, not subtracted from it, which would cancel for large logits)
     pos = (label >= 0) & (label < c)  # (N,)
+    classes = torch.arange(c, device=x.device)
+    is_label = pos[:, None] & (classes[None, :] == label[:, None])  # (N, C) bool
     column = label.clamp(0, max(c - 1, 0))[:, None]  # (N, 1)
     x_l = x.gather(1, column).squeeze(1)  # (N,) logit at the label
     s = torch.where(pos, score.to(x.dtype), zero)  # a negative's score is never read
     sig_l = x_l.sigmoid()
     sp_l = _softplus(x_l)
     as_pos = (sp_l - x_l * s) * _pow((s - sig_l).abs(), beta)  # BCE(x, s) = softplus(x) - x s
-    as_neg = sp_l * _pow(sig_l, beta)
-    loss = loss + torch.where(pos, as_pos - as_neg, zero)
+    loss = neg.masked_fill(is_label, 0.0).sum(dim=1) + torch.where(pos, as_pos, zero)  # (N,)
     return weight_reduce_loss(loss, _as_dtype(weight, x.dtype), reduction, avg_factor)
 
 
@@ -187,7 +191,8 @@ def giou_loss(
     avg_factor: float | torch.Tensor | None = None,
     eps: float = 1e-6,
 ) -> torch.Tensor:
-    r"""GIoU loss :math:`1 - \mathrm{GIoU}` of aligned pairs (see :func:`reference.giou_loss_forward`).
+    r"""GIoU loss :math:`1 - \mathrm{GIoU}` of aligned pairs
+    (see :func:`reference.giou_loss_forward`).
 
     Parameters
     ----------

@@ -12,8 +12,9 @@ The algorithm is an exact matrix method, without a Python loop over boxes
 iterates on the upper-triangular suppression matrix until the kept set stops
 changing, which is exactly greedy NMS. Boxes of different classes never
 suppress each other (a same-class mask; no coordinate-offset trick).
-torchvision is not used: its CPU kernel sorts unstably and compares a
-float32 IoU with a float64 threshold.
+torchvision is not used: its CPU sort is not stable and its CPU kernel
+compares the IoU with the threshold as a double, so float32 boxes with an
+IoU of exactly 0.6 would be suppressed at threshold 0.6.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def _sorted_keep(
         if w < s:  # kept boxes of the block's first group before the block
             prev = torch.arange(w, s, device=b.device)[keep[w:s]]  # (P,)
             alive = ~suppresses(prev, slice(s, e), mixed).any(dim=0)
-        sup = suppresses(slice(s, e), slice(s, e), mixed).triu_(diagonal=1)  # (n_b, n_b)
+        ar = torch.arange(e - s, device=b.device)
+        upper = ar[:, None] < ar[None, :]  # (n_b, n_b) row ranked before column
+        sup = suppresses(slice(s, e), slice(s, e), mixed) & upper  # (n_b, n_b)
         keep[s:e] = cluster_keep(sup, alive)
     return keep
 
@@ -287,7 +290,9 @@ def multiclass_nms(
     -----
     The candidates are the pairs :math:`(n, c)` with :math:`s_{nc} > \tau` in
     row-major order; :func:`batched_nms` with ``idxs = c`` and the cut to
-    ``max_num`` follow.
+    ``max_num`` follow. With shared boxes (and at most ``MAX_SHARED_BOXES``
+    distinct candidate boxes) the box-level suppression matrix is computed
+    once and every class's blocks are gathered from it.
     """
     check_tensor(multi_scores, "multi_scores", (None, None))
     n, c1 = multi_scores.shape

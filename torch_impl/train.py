@@ -169,11 +169,26 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns (on every rank)."""
+    """What :func:`train` returns (on every rank).
+
+    Attributes
+    ----------
+    checkpoint : Path
+        ``out_dir/last.pt``.
+    iterations : int
+        Steps done (in all, counting those before a resume).
+    seconds : float
+        Wall time of this call's loop.
+    model : GFLDetector
+        The trained model (unwrapped from DDP), on its training device.
+    history : list of dict
+        The log records (rank 0; empty elsewhere).
+    """
 
     checkpoint: Path
     iterations: int
     seconds: float
+    model: nn.Module
     history: list[dict] = field(default_factory=list)
 
 
@@ -415,9 +430,11 @@ def train(
             backend, init_method=init_method or "env://", rank=rank, world_size=world
         )
         started_dist = True
+    threads = torch.get_num_threads()
     try:
         return _train(cfg, model_cfg, head_cfg, resume, rank, world, local_rank, on_step)
     finally:
+        torch.set_num_threads(threads)  # leave the caller's setting as it was
         if started_dist:
             dist.destroy_process_group()
 
@@ -596,7 +613,7 @@ def _train(cfg, model_cfg, head_cfg, resume, rank, world, local_rank, on_step) -
     checkpoint(it)
     if stopped:
         raise KeyboardInterrupt(f"training interrupted after step {it}; checkpoint {ckpt_path}")
-    return TrainResult(ckpt_path, it, time.perf_counter() - t0, history)
+    return TrainResult(ckpt_path, it, time.perf_counter() - t0, model, history)
 
 
 def _any_rank(flag: bool, world: int, device: torch.device) -> bool:

@@ -31,9 +31,13 @@ class ModelConfig:
     fpn_channels : int
         Channels of every pyramid level.
     feat_channels : int
-        Channels of the head's towers (a multiple of 32: the head uses GroupNorm(32)).
+        Channels of the head's towers (a multiple of ``head_norm_groups``).
     stacked_convs : int
         Convs per head tower.
+    head_norm_groups : int
+        GroupNorm groups in the head's towers (32 as mmdetection); at least 2
+        channels per group, since a 1×1 level with one channel per group has
+        nothing to normalise.
     pixel_mean, pixel_std : tuple of 3 float
         Input normalisation, for pixels scaled to [0, 1].
     """
@@ -45,6 +49,7 @@ class ModelConfig:
     fpn_channels: int = 64
     feat_channels: int = 64
     stacked_convs: int = 2
+    head_norm_groups: int = 32
     pixel_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     pixel_std: tuple[float, ...] = (0.25, 0.25, 0.25)
 
@@ -53,6 +58,15 @@ class ModelConfig:
         check_scalar(self.fpn_channels, "fpn_channels", low=1, integer=True)
         check_scalar(self.feat_channels, "feat_channels", low=1, integer=True)
         check_scalar(self.stacked_convs, "stacked_convs", low=0, integer=True)
+        check_scalar(self.head_norm_groups, "head_norm_groups", low=1, integer=True)
+        if self.stacked_convs and (
+            self.feat_channels % self.head_norm_groups
+            or self.feat_channels < 2 * self.head_norm_groups
+        ):
+            raise ValueError(
+                "feat_channels must be a multiple of head_norm_groups with at least 2 channels "
+                f"per group (head_norm_groups = {self.head_norm_groups}), got {self.feat_channels}"
+            )
         for name in ("stage_channels", "stage_blocks", "pixel_mean", "pixel_std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if len(self.pixel_mean) != 3 or len(self.pixel_std) != 3 or min(self.pixel_std) <= 0:
@@ -132,6 +146,7 @@ class GFLDetector(nn.Module):
             feat_channels=model_cfg.feat_channels,
             stacked_convs=model_cfg.stacked_convs,
             cfg=head_cfg,
+            norm_groups=model_cfg.head_norm_groups,
         )
         mean = torch.tensor(model_cfg.pixel_mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
         std = torch.tensor(model_cfg.pixel_std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
