@@ -38,13 +38,17 @@ def workload(batch: int, height: int, width: int, cfg: R.GFLConfig, gts: int = 8
     rng = np.random.default_rng(seed)
     sizes = [(-(-height // s), -(-width // s)) for s in cfg.strides]
     k = 4 * (cfg.reg_max + 1)
-    cls = [(rng.normal(size=(batch, cfg.num_classes, h, w)) - 4).astype(np.float32) for h, w in sizes]
+    cls = [
+        (rng.normal(size=(batch, cfg.num_classes, h, w)) - 4).astype(np.float32) for h, w in sizes
+    ]
     reg = [rng.normal(size=(batch, k, h, w)).astype(np.float32) for h, w in sizes]
     gt_bboxes, gt_labels = [], []
     for _ in range(batch):
         xy = rng.uniform(0, [width - 32, height - 32], size=(gts, 2))
         wh = rng.uniform(16, 400, size=(gts, 2))
-        gt_bboxes.append(np.concatenate([xy, np.minimum(xy + wh, [width, height])], 1).astype(np.float32))
+        gt_bboxes.append(
+            np.concatenate([xy, np.minimum(xy + wh, [width, height])], 1).astype(np.float32)
+        )
         gt_labels.append(rng.integers(0, cfg.num_classes, size=gts))
     metas = [{"img_shape": (height, width)}] * batch
     return cls, reg, gt_bboxes, gt_labels, metas
@@ -70,8 +74,16 @@ def _loss(devices: list[str], repeat: int) -> list[Result]:
                 sum(losses.values()).backward()
 
             impl = "torch_impl gfl_loss"
-            out.append(timed(group, impl, torch_step, device=device, repeat=repeat,
-                             target_ms=TARGETS_MS.get((group, impl, device))))
+            out.append(
+                timed(
+                    group,
+                    impl,
+                    torch_step,
+                    device=device,
+                    repeat=repeat,
+                    target_ms=TARGETS_MS.get((group, impl, device)),
+                )
+            )
             if device == "cpu" and batch == 2:
 
                 def ref_step(cls=cls, reg=reg, gtb=gtb, gtl=gtl, metas=metas):
@@ -79,8 +91,15 @@ def _loss(devices: list[str], repeat: int) -> list[Result]:
                     R.gfl_loss_backward(cache)
 
                 impl = "reference gfl_loss_forward/backward"
-                out.append(timed(group, impl, ref_step, repeat=max(3, repeat // 3),
-                                 target_ms=TARGETS_MS.get((group, impl, device))))
+                out.append(
+                    timed(
+                        group,
+                        impl,
+                        ref_step,
+                        repeat=max(3, repeat // 3),
+                        target_ms=TARGETS_MS.get((group, impl, device)),
+                    )
+                )
     return out
 
 
@@ -93,12 +112,27 @@ def _predict(devices: list[str], repeat: int) -> list[Result]:
         cls_t = [torch.tensor(c, device=device) for c in cls]
         reg_t = [torch.tensor(r, device=device) for r in reg]
         impl = "torch_impl gfl_predict"
-        out.append(timed(group, impl, lambda c=cls_t, r=reg_t: T.gfl_predict(c, r, metas, cfg),
-                         device=device, repeat=repeat, target_ms=TARGETS_MS.get((group, impl, device))))
+        out.append(
+            timed(
+                group,
+                impl,
+                lambda c=cls_t, r=reg_t: T.gfl_predict(c, r, metas, cfg),
+                device=device,
+                repeat=repeat,
+                target_ms=TARGETS_MS.get((group, impl, device)),
+            )
+        )
         if device == "cpu":
             impl = "reference gfl_predict"
-            out.append(timed(group, impl, lambda: R.gfl_predict(cls, reg, metas, cfg),
-                             repeat=max(3, repeat // 3), target_ms=TARGETS_MS.get((group, impl, device))))
+            out.append(
+                timed(
+                    group,
+                    impl,
+                    lambda: R.gfl_predict(cls, reg, metas, cfg),
+                    repeat=max(3, repeat // 3),
+                    target_ms=TARGETS_MS.get((group, impl, device)),
+                )
+            )
     return out
 
 

@@ -111,7 +111,9 @@ def gfl_targets(
     level_anchors = grid_anchors(featmap_sizes, cfg.strides, cfg.octave_base_scale)
     num_level = [a.shape[0] for a in level_anchors]
     anchors = np.concatenate(level_anchors, axis=0)  # (A, 4)
-    strides = np.concatenate([np.full(n, s, dtype=np.float64) for n, s in zip(num_level, cfg.strides)])
+    strides = np.concatenate(
+        [np.full(n, s, dtype=np.float64) for n, s in zip(num_level, cfg.strides)]
+    )
     a = anchors.shape[0]
     valid = np.zeros((batch, a), dtype=bool)
     labels = np.full((batch, a), c, dtype=np.int64)
@@ -123,12 +125,16 @@ def gfl_targets(
         gts = as_float(gt_bboxes[i], f"gt_bboxes[{i}]", ("G", 4), finite=True)
         gl = as_int(gt_labels[i], f"gt_labels[{i}]", (gts.shape[0],))
         if np.any((gl < 0) | (gl >= c)):
-            raise ValueError(f"gt_labels[{i}] must lie in [0, num_classes) = [0, {c}), got {gl.tolist()}")
+            raise ValueError(
+                f"gt_labels[{i}] must lie in [0, num_classes) = [0, {c}), got {gl.tolist()}"
+            )
         flags = np.concatenate(valid_flags(featmap_sizes, metas[i].pad_shape, cfg.strides))  # (A,)
         valid[i] = flags
         num_level_valid = [int(f.sum()) for f in np.split(flags, np.cumsum(num_level)[:-1])]
         ignore = None if gt_bboxes_ignore is None else gt_bboxes_ignore[i]
-        res = atss_assign(anchors[flags], num_level_valid, gts, gl, ignore, cfg.topk, cfg.ignore_iof_thr)
+        res = atss_assign(
+            anchors[flags], num_level_valid, gts, gl, ignore, cfg.topk, cfg.ignore_iof_thr
+        )
         results.append(res)
         idx = np.flatnonzero(flags)  # valid anchor → its index among all anchors
         pos_local = res.gt_inds > 0
@@ -139,14 +145,32 @@ def gfl_targets(
         num_pos_total += max(int(pos_local.sum()), 1)
     pos = labels < c
     num_total_samples = float(max(num_pos_total, 1))
-    return GFLTargets(anchors, strides, num_level, valid, labels, label_weights, bbox_targets,
-                      pos, num_total_samples, results)
+    return GFLTargets(
+        anchors,
+        strides,
+        num_level,
+        valid,
+        labels,
+        label_weights,
+        bbox_targets,
+        pos,
+        num_total_samples,
+        results,
+    )
 
 
 def flatten_levels(maps: Sequence[np.ndarray], name: str, channels: int) -> np.ndarray:
     """Concatenate per-level NCHW maps into ``(B, A, channels)`` (y outer, x inner)."""
-    checked = [as_float(m, f"{name}[{lvl}]", ("B", channels, None, None), finite=True,
-                        note=f"(channels {channels})") for lvl, m in enumerate(maps)]
+    checked = [
+        as_float(
+            m,
+            f"{name}[{lvl}]",
+            ("B", channels, None, None),
+            finite=True,
+            note=f"(channels {channels})",
+        )
+        for lvl, m in enumerate(maps)
+    ]
     b = checked[0].shape[0]
     total = sum(m.shape[2] * m.shape[3] for m in checked)
     out = np.empty((b, total, channels))  # (B, A, ch)
@@ -154,7 +178,7 @@ def flatten_levels(maps: Sequence[np.ndarray], name: str, channels: int) -> np.n
     for m in checked:
         _, _, h, w = m.shape
         # one copy per level: NCHW → the (B, H, W, ch) view of this level's rows
-        out[:, start:start + h * w].reshape(b, h, w, channels)[...] = m.transpose(0, 2, 3, 1)
+        out[:, start : start + h * w].reshape(b, h, w, channels)[...] = m.transpose(0, 2, 3, 1)
         start += h * w
     return out
 
@@ -163,7 +187,7 @@ def unflatten_levels(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> lis
     """Inverse of :func:`flatten_levels`: ``(B, A, ch)`` → per-level ``(B, ch, H, W)``."""
     out, start = [], 0
     for b, ch, h, w in shapes:
-        part = flat[:, start:start + h * w].reshape(b, h, w, ch)  # (B, H, W, ch)
+        part = flat[:, start : start + h * w].reshape(b, h, w, ch)  # (B, H, W, ch)
         out.append(np.ascontiguousarray(part.transpose(0, 3, 1, 2)))  # (B, ch, H, W)
         start += h * w
     return out
@@ -231,7 +255,7 @@ def gfl_loss_forward(
     * DFL targets :math:`\mathrm{bbox2distance}(c/s, b, n)`, in :math:`[0, n-0.1]`.
 
     .. math::
-        L_{cls} &= \lambda_{cls}\frac{1}{N_{samples}}\sum_{\text{anchors}} \omega\,\mathrm{QFL}(x; y) \\
+        L_{cls} &= \frac{\lambda_{cls}}{N_{samples}}\sum_{\text{anchors}} \omega\,\mathrm{QFL}(x; y) \\
         L_{bbox} &= \lambda_{bbox}\frac{1}{W}\sum_{\text{pos}} w\,(1-\mathrm{GIoU}(\hat b, b)) \\
         L_{dfl} &= \lambda_{dfl}\frac{1}{4W}\sum_{\text{pos}} w \sum_{\text{sides}}\mathrm{DFL}
 
@@ -243,14 +267,23 @@ def gfl_loss_forward(
     n_levels = len(cfg.strides)
     for name, maps in (("cls_scores", cls_scores), ("bbox_preds", bbox_preds)):
         if isinstance(maps, np.ndarray) or len(maps) != n_levels:
-            raise ValueError(f"{name} must be a list of {n_levels} arrays (one per stride in cfg.strides), "
-                             f"got {type(maps).__name__} of length {len(maps)}")
+            raise ValueError(
+                f"{name} must be a list of {n_levels} arrays (one per stride in cfg.strides), "
+                f"got {type(maps).__name__} of length {len(maps)}"
+            )
     c, k = cfg.num_classes, cfg.reg_max + 1
     dims: dict[str, int] = {}
     for lvl in range(n_levels):
-        check_shape(np.shape(cls_scores[lvl]), f"cls_scores[{lvl}]", ("B", c, f"H{lvl}", f"W{lvl}"), dims)
-        check_shape(np.shape(bbox_preds[lvl]), f"bbox_preds[{lvl}]", ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
-                    dims, note=f"(4*(reg_max+1) = {4 * k} channels)")
+        check_shape(
+            np.shape(cls_scores[lvl]), f"cls_scores[{lvl}]", ("B", c, f"H{lvl}", f"W{lvl}"), dims
+        )
+        check_shape(
+            np.shape(bbox_preds[lvl]),
+            f"bbox_preds[{lvl}]",
+            ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
+            dims,
+            note=f"(4*(reg_max+1) = {4 * k} channels)",
+        )
     batch = dims["B"]
     if len(gt_bboxes) != batch:
         raise ValueError(f"gt_bboxes must have one entry per image ({batch}), got {len(gt_bboxes)}")
@@ -284,8 +317,9 @@ def gfl_loss_forward(
     score = np.zeros(batch * a)  # (B*A,) IoU target, 0 for negatives
     score[pos_flat] = bbox_overlaps(pred_boxes, target_boxes, "iou", is_aligned=True)
     qfl_el, qfl_cache = qfl_forward(cls2, t.labels.reshape(-1), score, cfg.qfl_beta)  # (B*A,)
-    loss_cls, qfl_red = weight_reduce_forward(qfl_el, t.label_weights.reshape(-1), "mean",
-                                              avg_factor=t.num_total_samples)
+    loss_cls, qfl_red = weight_reduce_forward(
+        qfl_el, t.label_weights.reshape(-1), "mean", avg_factor=t.num_total_samples
+    )
 
     losses = {
         "loss_cls": cfg.loss_cls_weight * float(loss_cls),
@@ -293,9 +327,22 @@ def gfl_loss_forward(
         "loss_dfl": cfg.loss_dfl_weight * float(loss_dfl) / avg_factor,
     }
     cache = GFLLossCache(
-        cfg, [np.shape(m) for m in cls_scores], [np.shape(m) for m in bbox_preds],
-        cls.shape, reg.shape, pos_flat, qfl_cache, qfl_red, int_cache, d2b_cache, giou_cache,
-        giou_red, dfl_cache, dfl_red, pos_strides, avg_factor,
+        cfg,
+        [np.shape(m) for m in cls_scores],
+        [np.shape(m) for m in bbox_preds],
+        cls.shape,
+        reg.shape,
+        pos_flat,
+        qfl_cache,
+        qfl_red,
+        int_cache,
+        d2b_cache,
+        giou_cache,
+        giou_red,
+        dfl_cache,
+        dfl_red,
+        pos_strides,
+        avg_factor,
     )
     return losses, cache
 

@@ -22,8 +22,9 @@ def _hw(value: object, name: str) -> tuple[int, int]:
             raise TypeError
         h, w = float(seq[0]), float(seq[1])
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be (h, w) (extra entries such as channels are ignored), "
-                         f"got {value!r}") from None
+        raise ValueError(
+            f"{name} must be (h, w) (extra entries such as channels are ignored), got {value!r}"
+        ) from None
     if not (h > 0 and w > 0 and h.is_integer() and w.is_integer()):
         raise ValueError(f"{name} must hold positive integer (h, w), got {value!r}")
     return int(h), int(w)
@@ -46,7 +47,9 @@ def parse_img_metas(img_metas: Sequence[dict], batch: int | None = None) -> list
     list of ImgMeta, length B
     """
     if isinstance(img_metas, dict) or not isinstance(img_metas, Sequence):
-        raise ValueError(f"img_metas must be a list of dicts (one per image), got {type(img_metas).__name__}")
+        raise ValueError(
+            f"img_metas must be a list of dicts (one per image), got {type(img_metas).__name__}"
+        )
     if batch is not None and len(img_metas) != batch:
         raise ValueError(f"img_metas must have one dict per image ({batch}), got {len(img_metas)}")
     out = []

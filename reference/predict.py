@@ -60,18 +60,29 @@ def gfl_predict(
         raise ValueError(f"cfg must be a GFLConfig, got {type(cfg).__name__}")
     n_levels = len(cfg.strides)
     if len(cls_scores) != n_levels or len(bbox_preds) != n_levels:
-        raise ValueError(f"cls_scores and bbox_preds must be lists of {n_levels} arrays (one per stride), "
-                         f"got {len(cls_scores)} and {len(bbox_preds)}")
+        raise ValueError(
+            f"cls_scores and bbox_preds must be lists of {n_levels} arrays (one per stride), "
+            f"got {len(cls_scores)} and {len(bbox_preds)}"
+        )
     c, k = cfg.num_classes, cfg.reg_max + 1
     dims: dict[str, int] = {}
     for lvl in range(n_levels):
-        check_shape(np.shape(cls_scores[lvl]), f"cls_scores[{lvl}]", ("B", c, f"H{lvl}", f"W{lvl}"), dims)
-        check_shape(np.shape(bbox_preds[lvl]), f"bbox_preds[{lvl}]", ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
-                    dims, note=f"(4*(reg_max+1) = {4 * k} channels)")
+        check_shape(
+            np.shape(cls_scores[lvl]), f"cls_scores[{lvl}]", ("B", c, f"H{lvl}", f"W{lvl}"), dims
+        )
+        check_shape(
+            np.shape(bbox_preds[lvl]),
+            f"bbox_preds[{lvl}]",
+            ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
+            dims,
+            note=f"(4*(reg_max+1) = {4 * k} channels)",
+        )
     batch = dims["B"]
     metas = parse_img_metas(img_metas, batch)
     featmap_sizes = [tuple(np.shape(m)[2:]) for m in cls_scores]
-    centres = [anchor_centers(a) for a in grid_anchors(featmap_sizes, cfg.strides, cfg.octave_base_scale)]
+    centres = [
+        anchor_centers(a) for a in grid_anchors(featmap_sizes, cfg.strides, cfg.octave_base_scale)
+    ]
     results = []
     for i in range(batch):
         boxes_all, scores_all = [], []
@@ -92,7 +103,9 @@ def gfl_predict(
         scores = np.concatenate(scores_all, axis=0)
         if rescale:
             boxes = boxes / metas[i].scale_factor
-        scores = np.concatenate([scores, np.zeros((scores.shape[0], 1))], axis=1)  # (N, C+1) background
+        scores = np.concatenate(
+            [scores, np.zeros((scores.shape[0], 1))], axis=1
+        )  # (N, C+1) background
         results.append(
             multiclass_nms(boxes, scores, cfg.score_thr, cfg.nms_iou_threshold, cfg.max_per_img)
         )

@@ -21,8 +21,14 @@ def to_torch(arrays, requires_grad=False, dtype=torch.float64):
 def torch_loss(cfg, cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas, dtype=torch.float64):
     cls_t = to_torch(cls_scores, True, dtype)
     reg_t = to_torch(bbox_preds, True, dtype)
-    losses = T.gfl_loss(cls_t, reg_t, to_torch(gt_bboxes, dtype=dtype),
-                        [torch.as_tensor(g) for g in gt_labels], img_metas, cfg)
+    losses = T.gfl_loss(
+        cls_t,
+        reg_t,
+        to_torch(gt_bboxes, dtype=dtype),
+        [torch.as_tensor(g) for g in gt_labels],
+        img_metas,
+        cfg,
+    )
     sum(losses.values()).backward()
     losses = {k: v.detach() for k, v in losses.items()}
     return losses, [c.grad.numpy() for c in cls_t], [r.grad.numpy() for r in reg_t]
@@ -95,6 +101,7 @@ def test_hand_gradient_passes_finite_differences_on_a_tiny_workload():
 
     d_cls, _ = R.gfl_loss_backward(cache, 1.0, 0.0, 0.0)
     for lvl in range(2):
+
         def f_cls(x, lvl=lvl):
             c = list(cls)
             c[lvl] = x
@@ -105,6 +112,7 @@ def test_hand_gradient_passes_finite_differences_on_a_tiny_workload():
 
     _, d_reg = R.gfl_loss_backward(cache, 0.0, 1.0, 1.0)
     for lvl in range(2):
+
         def f_reg(x, lvl=lvl):
             r = list(reg)
             r[lvl] = x
@@ -139,8 +147,10 @@ def golden_inputs(d):
     reg = [d[f"bbox_preds_{lvl}"] for lvl in range(5)]
     gtb = [d[f"gt_bboxes_{i}"] for i in range(b)]
     gtl = [d[f"gt_labels_{i}"] for i in range(b)]
-    metas = [{"img_shape": tuple(d["img_shape"][i]), "pad_shape": tuple(d["pad_shape"][i])}
-             for i in range(b)]
+    metas = [
+        {"img_shape": tuple(d["img_shape"][i]), "pad_shape": tuple(d["pad_shape"][i])}
+        for i in range(b)
+    ]
     return R.GFLConfig(num_classes=int(d["num_classes"])), cls, reg, gtb, gtl, metas
 
 
@@ -165,7 +175,9 @@ def test_golden_targets_losses_and_gradients_reference(golden, case):
     losses, cache = R.gfl_loss_forward(cls, reg, gtb, gtl, metas, cfg)
     assert cache.avg_factor == pytest.approx(float(d["avg_factor"]), rel=1e-6)
     for key in ("cls", "bbox", "dfl"):
-        assert losses[f"loss_{key}"] == pytest.approx(float(d[f"loss_{key}_total_spec"]), rel=1e-5, abs=1e-12)
+        assert losses[f"loss_{key}"] == pytest.approx(
+            float(d[f"loss_{key}_total_spec"]), rel=1e-5, abs=1e-12
+        )
     d_cls, d_reg = R.gfl_loss_backward(cache)
     assert_grads_close(d_cls, [d[f"grad_cls_scores_{lvl}"] for lvl in range(5)], 1e-4)
     assert_grads_close(d_reg, [d[f"grad_bbox_preds_{lvl}"] for lvl in range(5)], 1e-4)
@@ -179,7 +191,8 @@ def test_golden_losses_and_gradients_torch_float32(golden, case):
     for key in ("cls", "bbox", "dfl"):
         assert losses[f"loss_{key}"].dtype == torch.float32
         assert float(losses[f"loss_{key}"]) == pytest.approx(
-            float(d[f"loss_{key}_total_spec"]), rel=1e-5, abs=1e-12)
+            float(d[f"loss_{key}_total_spec"]), rel=1e-5, abs=1e-12
+        )
     assert_grads_close(t_cls, [d[f"grad_cls_scores_{lvl}"] for lvl in range(5)], 1e-4)
     assert_grads_close(t_reg, [d[f"grad_bbox_preds_{lvl}"] for lvl in range(5)], 1e-4)
 
@@ -191,14 +204,21 @@ def predict_inputs(d):
     metas = []
     for i in range(b):
         sf = 1.5 if i == 0 else d["scale_factor"][i]  # image 0: the scalar form
-        metas.append({"img_shape": tuple(d["img_shape"][i]), "pad_shape": tuple(d["pad_shape"][i]),
-                      "scale_factor": sf})
+        metas.append(
+            {
+                "img_shape": tuple(d["img_shape"][i]),
+                "pad_shape": tuple(d["pad_shape"][i]),
+                "scale_factor": sf,
+            }
+        )
     return cls, reg, metas
 
 
 @pytest.mark.parametrize("impl", ["reference", "torch"])
-@pytest.mark.parametrize("tag,nms_pre,rescale", [("", 100, False), ("_rescale", 100, True),
-                                                 ("_nms_pre1000", 1000, False)])
+@pytest.mark.parametrize(
+    "tag,nms_pre,rescale",
+    [("", 100, False), ("_rescale", 100, True), ("_nms_pre1000", 1000, False)],
+)
 def test_golden_predict(golden, impl, tag, nms_pre, rescale):
     d = golden("gfl_predict")
     cls, reg, metas = predict_inputs(d)
@@ -206,8 +226,13 @@ def test_golden_predict(golden, impl, tag, nms_pre, rescale):
     if impl == "reference":
         out = R.gfl_predict(cls, reg, metas, cfg, rescale=rescale)
     else:
-        out = T.gfl_predict(to_torch(cls, dtype=torch.float32), to_torch(reg, dtype=torch.float32),
-                            metas, cfg, rescale=rescale)
+        out = T.gfl_predict(
+            to_torch(cls, dtype=torch.float32),
+            to_torch(reg, dtype=torch.float32),
+            metas,
+            cfg,
+            rescale=rescale,
+        )
         out = [(dets.numpy(), labels.numpy()) for dets, labels in out]
     for i, (dets, labels) in enumerate(out):
         np.testing.assert_array_equal(labels, d[f"labels{tag}_{i}"])
@@ -221,8 +246,9 @@ def test_golden_predict(golden, impl, tag, nms_pre, rescale):
 @settings(max_examples=30)
 def test_predict_numpy_and_torch_give_the_same_detections(work):
     cfg, cls, reg, _, _, metas = work
-    cfg = R.GFLConfig(num_classes=cfg.num_classes, strides=cfg.strides, nms_pre=20, score_thr=0.3,
-                      max_per_img=15)
+    cfg = R.GFLConfig(
+        num_classes=cfg.num_classes, strides=cfg.strides, nms_pre=20, score_thr=0.3, max_per_img=15
+    )
     ref = R.gfl_predict(cls, reg, metas, cfg, rescale=True)
     tor = T.gfl_predict(to_torch(cls), to_torch(reg), metas, cfg, rescale=True)
     for (d1, l1), (d2, l2) in zip(ref, tor):
@@ -235,9 +261,9 @@ def test_predict_on_empty_scores_gives_empty_detections():
     cls = [np.full((1, 3, 2, 2), -50.0), np.full((1, 3, 1, 1), -50.0)]
     reg = [np.zeros((1, 68, 2, 2)), np.zeros((1, 68, 1, 1))]
     metas = [{"img_shape": (16, 16)}]
-    (dets, labels), = R.gfl_predict(cls, reg, metas, cfg)
+    ((dets, labels),) = R.gfl_predict(cls, reg, metas, cfg)
     assert dets.shape == (0, 5) and labels.shape == (0,)
-    (dets, labels), = T.gfl_predict(to_torch(cls), to_torch(reg), metas, cfg)
+    ((dets, labels),) = T.gfl_predict(to_torch(cls), to_torch(reg), metas, cfg)
     assert tuple(dets.shape) == (0, 5) and tuple(labels.shape) == (0,)
 
 
@@ -247,8 +273,9 @@ def test_predict_on_empty_scores_gives_empty_detections():
 def make_head(num_classes=4, in_channels=16, seed=0, **kw):
     torch.manual_seed(seed)
     cfg = R.GFLConfig(num_classes=num_classes, strides=(8, 16, 32))
-    return T.GFLHead(num_classes, in_channels, feat_channels=16, stacked_convs=2, cfg=cfg,
-                     norm_groups=8, **kw)
+    return T.GFLHead(
+        num_classes, in_channels, feat_channels=16, stacked_convs=2, cfg=cfg, norm_groups=8, **kw
+    )
 
 
 def test_head_structure_and_initialisation():
@@ -283,7 +310,10 @@ def test_head_forward_shapes_and_loss_runs_backward():
 def test_autocast_keeps_losses_finite_and_close_to_float32(dtype):
     head = make_head()
     feats = [torch.randn(2, 16, 8, 8), torch.randn(2, 16, 4, 4), torch.randn(2, 16, 2, 2)]
-    gtb = [torch.tensor([[4.0, 5.0, 40.0, 50.0], [20.0, 10.0, 60.0, 30.0]]), torch.tensor([[0.0, 0, 30, 30]])]
+    gtb = [
+        torch.tensor([[4.0, 5.0, 40.0, 50.0], [20.0, 10.0, 60.0, 30.0]]),
+        torch.tensor([[0.0, 0, 30, 30]]),
+    ]
     gtl = [torch.tensor([2, 0]), torch.tensor([1])]
     metas = [{"img_shape": (64, 64)}] * 2
     ref = head.loss(*head(feats), gtb, gtl, metas)
@@ -332,13 +362,25 @@ def _ddp_head():
 def _ddp_batch():
     g = torch.Generator().manual_seed(1)
     feats = [torch.randn(4, 16, s, s, generator=g, dtype=torch.float64) for s in (8, 4, 2)]
-    gtb = [torch.tensor([[4.0, 5.0, 40.0, 50.0], [20.0, 10.0, 60.0, 30.0]]),
-           torch.zeros(0, 4),  # an image without gts on rank 0
-           torch.tensor([[10.0, 12.0, 30.0, 60.0]]),
-           torch.tensor([[0.0, 0.0, 64.0, 64.0], [30.0, 30.0, 50.0, 44.0], [5.0, 40.0, 25.0, 62.0]])]
+    gtb = [
+        torch.tensor([[4.0, 5.0, 40.0, 50.0], [20.0, 10.0, 60.0, 30.0]]),
+        torch.zeros(0, 4),  # an image without gts on rank 0
+        torch.tensor([[10.0, 12.0, 30.0, 60.0]]),
+        torch.tensor([[0.0, 0.0, 64.0, 64.0], [30.0, 30.0, 50.0, 44.0], [5.0, 40.0, 25.0, 62.0]]),
+    ]
     gtb = [b.double() for b in gtb]
-    gtl = [torch.tensor([2, 0]), torch.zeros(0, dtype=torch.long), torch.tensor([1]), torch.tensor([3, 1, 0])]
-    metas = [{"img_shape": (64, 64)}, {"img_shape": (60, 64)}, {"img_shape": (64, 50)}, {"img_shape": (64, 64)}]
+    gtl = [
+        torch.tensor([2, 0]),
+        torch.zeros(0, dtype=torch.long),
+        torch.tensor([1]),
+        torch.tensor([3, 1, 0]),
+    ]
+    metas = [
+        {"img_shape": (64, 64)},
+        {"img_shape": (60, 64)},
+        {"img_shape": (64, 50)},
+        {"img_shape": (64, 64)},
+    ]
     return feats, gtb, gtl, metas
 
 
@@ -364,7 +406,9 @@ def test_bad_inputs_raise_clear_errors():
     cfg, cls, reg, gtb, gtl, metas = tiny_workload()
     with pytest.raises(ValueError, match=r"cls_scores must be a list of 2"):
         R.gfl_loss_forward(cls[:1], reg, gtb, gtl, metas, cfg)
-    with pytest.raises(ValueError, match=r"bbox_preds\[0\] must have shape .*20 channels.*got \(1, 68, 4, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"bbox_preds\[0\] must have shape .*20 channels.*got \(1, 68, 4, 4\)"
+    ):
         R.gfl_loss_forward(cls, [np.zeros((1, 68, 4, 4)), reg[1]], gtb, gtl, metas, cfg)
     with pytest.raises(ValueError, match=r"gt_labels\[0\] must lie in \[0, num_classes\)"):
         R.gfl_loss_forward(cls, reg, gtb, [np.array([0, 2])], metas, cfg)
@@ -380,14 +424,26 @@ def test_bad_inputs_raise_clear_errors():
         R.gfl_loss_forward([np.full_like(cls[0], np.nan), cls[1]], reg, gtb, gtl, metas, cfg)
     with pytest.raises(ValueError, match=r"scale_factor"):
         R.gfl_predict(cls, reg, [{"img_shape": (32, 32), "scale_factor": (1.0, 2.0)}], cfg)
-    with pytest.raises(ValueError, match=r"cls_scores\[1\] must have shape \(B=1, 2, H1, W1\), got \(1, 3, 2, 2\)"):
-        T.gfl_loss(to_torch(cls[:1]) + [torch.zeros(1, 3, 2, 2)], to_torch(reg), to_torch(gtb),
-                   [torch.as_tensor(g) for g in gtl], metas, cfg)
+    with pytest.raises(
+        ValueError, match=r"cls_scores\[1\] must have shape \(B=1, 2, H1, W1\), got \(1, 3, 2, 2\)"
+    ):
+        T.gfl_loss(
+            to_torch(cls[:1]) + [torch.zeros(1, 3, 2, 2)],
+            to_torch(reg),
+            to_torch(gtb),
+            [torch.as_tensor(g) for g in gtl],
+            metas,
+            cfg,
+        )
     with pytest.raises(ValueError, match=r"gt_labels\[0\] must be an integer tensor"):
-        T.gfl_loss(to_torch(cls), to_torch(reg), to_torch(gtb), [torch.tensor([0.0, 1.0])], metas, cfg)
+        T.gfl_loss(
+            to_torch(cls), to_torch(reg), to_torch(gtb), [torch.tensor([0.0, 1.0])], metas, cfg
+        )
     with pytest.raises(ValueError, match=r"num_classes must equal cfg.num_classes \(2\), got 3"):
         T.GFLHead(3, 8, cfg=cfg)
-    with pytest.raises(ValueError, match=r"feat_channels must be divisible by norm_groups \(32\), got 48"):
+    with pytest.raises(
+        ValueError, match=r"feat_channels must be divisible by norm_groups \(32\), got 48"
+    ):
         T.GFLHead(3, 8, feat_channels=48)
     with pytest.raises(ValueError, match=r"feats must be a list of 3"):
         make_head()([torch.zeros(1, 16, 4, 4)])

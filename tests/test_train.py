@@ -42,6 +42,8 @@ def tiny_cfg(out_dir, **kw) -> TrainConfig:
         epochs=2,
         batch_size=2,
         warmup_iters=2,
+        ema_decay=0.9,
+        ema_warmup=2,
         checkpoint_every=3,
         progress=False,
         threads=1,
@@ -99,7 +101,7 @@ def test_checkpoints_are_atomic_and_weights_only(tmp_path):
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
     with open(tmp_path / "evil.pt", "wb") as f:  # arbitrary objects are refused (weights_only)
-        pickle.dump({"format": "gfl-from-scratch/1", "obj": TrainConfig()}, f)
+        pickle.dump({"format": "gfl-from-scratch/1", "obj": TrainConfig()}, f, protocol=2)
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "evil.pt")
     torch.save({"format": "other"}, tmp_path / "other.pt")
@@ -117,8 +119,10 @@ def test_train_writes_checkpoint_and_log(full_run):
     for r in lines:
         assert {"loss_cls", "loss_bbox", "loss_dfl", "loss", "lr"} <= set(r)
         assert all(r[k] == r[k] for k in ("loss_cls", "loss_bbox", "loss_dfl"))  # not NaN
-    model = model_from_checkpoint(state)
+    model = model_from_checkpoint(state, ema=False)
     assert not _same_state(model.state_dict(), result.model.state_dict())
+    ema = model_from_checkpoint(state)  # the moving average is what evaluation uses
+    assert _same_state(ema.state_dict(), result.model.state_dict())
     assert state["class_names"][0] == "circle" and state["cat_ids"] == [1, 2, 3, 4, 5, 6]
 
 
@@ -130,6 +134,7 @@ def test_resume_gives_the_same_weights(full_run, tmp_path):
     assert resumed.iterations == 8
     state = load_checkpoint(resumed.checkpoint)
     assert not _same_state(full["model"], state["model"])
+    assert not _same_state(full["ema"], state["ema"])
     assert _same_optimizer(full["optimizer"], state["optimizer"])
     lines = [json.loads(x) for x in open(tmp_path / "train_log.jsonl")]
     assert [r["iter"] for r in lines] == list(range(8))

@@ -79,10 +79,20 @@ def rows() -> list[Row]:
     pred = rng.normal(scale=2.0, size=(6, 4 * (n + 1)))
     out, _ = R.integral_forward(pred)
     shifted, _ = R.integral_forward(pred + np.repeat(rng.normal(size=(6, 4)), n + 1, axis=1))
-    result.append(three_way(
-        "integral", R.integral_forward, R.integral_backward, T.integral, pred,
-        [("shift-invariant", np.allclose(out, shifted, atol=1e-12)),
-         ("in [0, n]", bool(np.all((out >= 0) & (out <= n))))], 1))
+    result.append(
+        three_way(
+            "integral",
+            R.integral_forward,
+            R.integral_backward,
+            T.integral,
+            pred,
+            [
+                ("shift-invariant", np.allclose(out, shifted, atol=1e-12)),
+                ("in [0, n]", bool(np.all((out >= 0) & (out <= n)))),
+            ],
+            1,
+        )
+    )
 
     # QFL
     c = 5
@@ -97,14 +107,26 @@ def rows() -> list[Row]:
     pos = (label >= 0) & (label < c)
     target[np.flatnonzero(pos), label[pos]] = score[pos]
     neg_row, _ = R.qfl_forward(pred[2:3], np.array([c]), np.array([0.0]))
-    result.append(three_way(
-        "quality_focal_loss",
-        lambda p: R.qfl_forward(p, label, score), R.qfl_backward,
-        lambda p: T.quality_focal_loss(p, torch.tensor(label), torch.tensor(score), reduction="none"),
-        pred,
-        [("beta=0 is BCE", np.allclose(loss_b0, bce_with_logits(pred, target).sum(1), atol=1e-12)),
-         ("score 0 = negative", np.allclose(loss[2], neg_row[0], atol=1e-12)),
-         ("loss >= 0", bool(np.all(loss >= 0)))], 2))
+    result.append(
+        three_way(
+            "quality_focal_loss",
+            lambda p: R.qfl_forward(p, label, score),
+            R.qfl_backward,
+            lambda p: T.quality_focal_loss(
+                p, torch.tensor(label), torch.tensor(score), reduction="none"
+            ),
+            pred,
+            [
+                (
+                    "beta=0 is BCE",
+                    np.allclose(loss_b0, bce_with_logits(pred, target).sum(1), atol=1e-12),
+                ),
+                ("score 0 = negative", np.allclose(loss[2], neg_row[0], atol=1e-12)),
+                ("loss >= 0", bool(np.all(loss >= 0))),
+            ],
+            2,
+        )
+    )
 
     # DFL
     pred = rng.normal(scale=2.0, size=(8, n + 1))
@@ -112,12 +134,17 @@ def rows() -> list[Row]:
     loss, _ = R.dfl_forward(pred, label)
     ints = label == np.floor(label)
     ce = -log_softmax(pred, axis=1)[np.arange(8), label.astype(int)]
-    result.append(three_way(
-        "distribution_focal_loss",
-        lambda p: R.dfl_forward(p, label), R.dfl_backward,
-        lambda p: T.distribution_focal_loss(p, torch.tensor(label), reduction="none"),
-        pred,
-        [("integer target is CE", np.allclose(loss[ints], ce[ints], atol=1e-12))], 3))
+    result.append(
+        three_way(
+            "distribution_focal_loss",
+            lambda p: R.dfl_forward(p, label),
+            R.dfl_backward,
+            lambda p: T.distribution_focal_loss(p, torch.tensor(label), reduction="none"),
+            pred,
+            [("integer target is CE", np.allclose(loss[ints], ce[ints], atol=1e-12))],
+            3,
+        )
+    )
 
     # GIoU loss
     target = np.concatenate([rng.uniform(0, 50, (8, 2)), np.zeros((8, 2))], 1)
@@ -128,40 +155,61 @@ def rows() -> list[Row]:
     iou = R.bbox_overlaps(pred, target, "iou", is_aligned=True)
     giou = R.bbox_overlaps(pred, target, "giou", is_aligned=True)
     same, _ = R.giou_loss_forward(target, target)
-    result.append(three_way(
-        "giou_loss",
-        lambda p: R.giou_loss_forward(p, target), R.giou_loss_backward,
-        lambda p: T.giou_loss(p, torch.tensor(target), reduction="none"),
-        pred,
-        [("GIoU <= IoU", bool(np.all(giou <= iou + 1e-15))),
-         ("loss in [0, 2]", bool(np.all((loss >= 0) & (loss <= 2)))),
-         ("identical boxes: 0", np.allclose(same, 0.0, atol=1e-12))], 4))
+    result.append(
+        three_way(
+            "giou_loss",
+            lambda p: R.giou_loss_forward(p, target),
+            R.giou_loss_backward,
+            lambda p: T.giou_loss(p, torch.tensor(target), reduction="none"),
+            pred,
+            [
+                ("GIoU <= IoU", bool(np.all(giou <= iou + 1e-15))),
+                ("loss in [0, 2]", bool(np.all((loss >= 0) & (loss <= 2)))),
+                ("identical boxes: 0", np.allclose(same, 0.0, atol=1e-12)),
+            ],
+            4,
+        )
+    )
 
     # distance2bbox (with the clamp)
     points = rng.uniform(0, 60, (8, 2))
     dist = rng.uniform(0.5, 30, (8, 4))
     max_shape = (50, 60)
-    boxes_in = np.concatenate([points - rng.uniform(1, 5, (8, 2)), points + rng.uniform(1, 5, (8, 2))], 1)
+    boxes_in = np.concatenate(
+        [points - rng.uniform(1, 5, (8, 2)), points + rng.uniform(1, 5, (8, 2))], 1
+    )
     back, _ = R.distance2bbox_forward(points, R.bbox2distance(points, boxes_in))
-    result.append(three_way(
-        "distance2bbox",
-        lambda d: R.distance2bbox_forward(points, d, max_shape), R.distance2bbox_backward,
-        lambda d: T.distance2bbox(torch.tensor(points), d, max_shape),
-        dist,
-        [("inverse of bbox2distance", np.allclose(back, boxes_in, atol=1e-12))], 5))
+    result.append(
+        three_way(
+            "distance2bbox",
+            lambda d: R.distance2bbox_forward(points, d, max_shape),
+            R.distance2bbox_backward,
+            lambda d: T.distance2bbox(torch.tensor(points), d, max_shape),
+            dist,
+            [("inverse of bbox2distance", np.allclose(back, boxes_in, atol=1e-12))],
+            5,
+        )
+    )
 
     # weight_reduce
     loss = rng.uniform(0, 3, size=10)
     weight = rng.uniform(size=10)
     total, _ = R.weight_reduce_forward(loss, weight, "sum")
     mean, _ = R.weight_reduce_forward(loss, weight, "mean", avg_factor=7.0)
-    result.append(three_way(
-        "weight_reduce (mean, avg_factor)",
-        lambda l: R.weight_reduce_forward(l, weight, "mean", 7.0), R.weight_reduce_backward,
-        lambda l: T.weight_reduce_loss(l, torch.tensor(weight), "mean", 7.0),
-        loss,
-        [("mean = sum / avg_factor", np.isclose(mean, total / 7.0, rtol=1e-14)),
-         ("empty mean is 0", float(R.weight_reduce_forward(np.zeros(0))[0]) == 0.0)], 6))
+    result.append(
+        three_way(
+            "weight_reduce (mean, avg_factor)",
+            lambda l: R.weight_reduce_forward(l, weight, "mean", 7.0),
+            R.weight_reduce_backward,
+            lambda l: T.weight_reduce_loss(l, torch.tensor(weight), "mean", 7.0),
+            loss,
+            [
+                ("mean = sum / avg_factor", np.isclose(mean, total / 7.0, rtol=1e-14)),
+                ("empty mean is 0", float(R.weight_reduce_forward(np.zeros(0))[0]) == 0.0),
+            ],
+            6,
+        )
+    )
 
     # sigmoid sanity of the numerics the losses rest on
     big = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])
@@ -177,7 +225,9 @@ def main() -> int:
     for r in table:
         ids = ", ".join(f"{n} {'✓' if ok else '✗'}" for n, ok in r.identities)
         mark = "PASS" if r.ok else "FAIL"
-        print(f"{r.name:34} {r.out_diff:15.2e} {r.grad_diff:16.2e} {r.fd_rel:10.2e}  {ids}  [{mark}]")
+        print(
+            f"{r.name:34} {r.out_diff:15.2e} {r.grad_diff:16.2e} {r.fd_rel:10.2e}  {ids}  [{mark}]"
+        )
     failed = [r.name for r in table if not r.ok]
     print()
     print(f"thresholds: |np-torch| <= {TOL_AGREE:g}, FD rel <= {TOL_FD:g}")

@@ -109,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--warmup-iters", type=int, default=100)
     g.add_argument("--min-lr-ratio", type=float, default=0.02)
     g.add_argument("--grad-clip", type=float, default=10.0, help="max gradient norm (0: off)")
+    g.add_argument(
+        "--ema-decay", type=float, default=0.0, help="moving average of the weights (0: off)"
+    )
     g.add_argument("--no-hflip", action="store_true", help="no random horizontal flips")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("hardware")
@@ -212,6 +215,7 @@ def _train_config(a: argparse.Namespace):
         warmup_iters=a.warmup_iters,
         min_lr_ratio=a.min_lr_ratio,
         grad_clip=a.grad_clip or None,
+        ema_decay=a.ema_decay,
         hflip=not a.no_hflip,
         seed=a.seed,
         amp=not a.no_amp,

@@ -43,10 +43,19 @@ def _check_level_maps(
     k = cfg.reg_max + 1
     dims: dict[str, int] = {}
     for lvl in range(n_levels):
-        check_tensor(cls_scores[lvl], f"cls_scores[{lvl}]",
-                     ("B", cfg.num_classes, f"H{lvl}", f"W{lvl}"), dims)
-        check_tensor(bbox_preds[lvl], f"bbox_preds[{lvl}]", ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
-                     dims, note=f"(4*(reg_max+1) = {4 * k} channels)")
+        check_tensor(
+            cls_scores[lvl],
+            f"cls_scores[{lvl}]",
+            ("B", cfg.num_classes, f"H{lvl}", f"W{lvl}"),
+            dims,
+        )
+        check_tensor(
+            bbox_preds[lvl],
+            f"bbox_preds[{lvl}]",
+            ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
+            dims,
+            note=f"(4*(reg_max+1) = {4 * k} channels)",
+        )
     return dims["B"]
 
 
@@ -126,23 +135,44 @@ def gfl_loss(
     device = cls_scores[0].device
     work = torch.float64 if cls_scores[0].dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=device.type, enabled=False):
-        return _gfl_loss(cls_scores, bbox_preds, gt_bboxes, gt_labels, metas, cfg,
-                         gt_bboxes_ignore, batch, device, work)
+        return _gfl_loss(
+            cls_scores,
+            bbox_preds,
+            gt_bboxes,
+            gt_labels,
+            metas,
+            cfg,
+            gt_bboxes_ignore,
+            batch,
+            device,
+            work,
+        )
 
 
-def _gfl_loss(cls_scores, bbox_preds, gt_bboxes, gt_labels, metas, cfg, gt_bboxes_ignore,
-              batch, device, work):
+def _gfl_loss(
+    cls_scores, bbox_preds, gt_bboxes, gt_labels, metas, cfg, gt_bboxes_ignore, batch, device, work
+):
     c, k, n_lvl = cfg.num_classes, cfg.reg_max + 1, len(cfg.strides)
     featmap_sizes = [tuple(m.shape[-2:]) for m in cls_scores]
-    level_anchors = grid_anchors(featmap_sizes, cfg.strides, cfg.octave_base_scale,
-                                 device=device, dtype=work)
+    level_anchors = grid_anchors(
+        featmap_sizes, cfg.strides, cfg.octave_base_scale, device=device, dtype=work
+    )
     num_level = [int(a.shape[0]) for a in level_anchors]
     anchors = torch.cat(level_anchors)  # (A, 4)
-    strides = torch.cat([torch.full((n,), float(s), dtype=work, device=device)
-                         for n, s in zip(num_level, cfg.strides)])  # (A,)
-    valid = torch.from_numpy(np.stack([
-        np.concatenate(_valid_flags_np(featmap_sizes, m.pad_shape, cfg.strides)) for m in metas
-    ])).to(device)  # (B, A), built on the host from shapes only
+    strides = torch.cat(
+        [
+            torch.full((n,), float(s), dtype=work, device=device)
+            for n, s in zip(num_level, cfg.strides)
+        ]
+    )  # (A,)
+    valid = torch.from_numpy(
+        np.stack(
+            [
+                np.concatenate(_valid_flags_np(featmap_sizes, m.pad_shape, cfg.strides))
+                for m in metas
+            ]
+        )
+    ).to(device)  # (B, A), built on the host from shapes only
 
     # --- targets: one batched ATSS call -------------------------------------
     gt_pad, gt_valid = _pad_boxes(gt_bboxes, "gt_bboxes", device, work)  # (B, G, 4), (B, G)
@@ -153,15 +183,19 @@ def _gfl_loss(cls_scores, bbox_preds, gt_bboxes, gt_labels, metas, cfg, gt_bboxe
     assign_valid = valid
     if cfg.ignore_iof_thr > 0 and gt_bboxes_ignore is not None:
         if len(gt_bboxes_ignore) != batch:
-            raise ValueError(f"gt_bboxes_ignore must have one entry per image ({batch}), "
-                             f"got {len(gt_bboxes_ignore)}")
+            raise ValueError(
+                f"gt_bboxes_ignore must have one entry per image ({batch}), "
+                f"got {len(gt_bboxes_ignore)}"
+            )
         ignore = [torch.zeros(0, 4) if b is None else b for b in gt_bboxes_ignore]
         ign_pad, ign_valid = _pad_boxes(ignore, "gt_bboxes_ignore", device, work)  # (B, K, 4)
         if ign_pad.shape[1] > 0:
             iof = _overlaps(anchors.expand(batch, -1, -1), ign_pad, "iof", False, 1e-6)  # (B, A, K)
             iof = iof.masked_fill(~ign_valid[:, None, :], -1.0)
             assign_valid = valid & ~(iof.amax(dim=2) > cfg.ignore_iof_thr)
-    res = atss_assign_batched(anchors, num_level, gt_pad, labels_pad, gt_valid, assign_valid, cfg.topk)
+    res = atss_assign_batched(
+        anchors, num_level, gt_pad, labels_pad, gt_valid, assign_valid, cfg.topk
+    )
     pos = res.gt_inds > 0  # (B, A)
     labels = torch.where(pos, res.labels, torch.full_like(res.labels, c))  # (B, A)
     label_weights = assign_valid.to(work)  # invalid and ignored anchors weigh 0
@@ -185,14 +219,18 @@ def _gfl_loss(cls_scores, bbox_preds, gt_bboxes, gt_labels, metas, cfg, gt_bboxe
     centres = anchor_centers(anchors[anchor_of]) / s  # (P, 2), in grid units
     target_boxes = bbox_targets.reshape(-1, 4)[sel] / s  # (P, 4)
     zero = torch.zeros((), dtype=work, device=device)
-    weight = torch.where(sel_pos, cls.reshape(-1, c)[sel].detach().sigmoid().amax(dim=1), zero)  # (P,)
+    weight = torch.where(
+        sel_pos, cls.reshape(-1, c)[sel].detach().sigmoid().amax(dim=1), zero
+    )  # (P,)
     reg_sel = reg.reshape(-1, 4 * k)[sel]  # (P, 4(n+1))
     pred_boxes = _decode(centres, _integral(reg_sel, cfg.reg_max))  # (P, 4), no clamp
     avg_factor = reduce_mean(weight.sum()).clamp(min=1)
     loss_bbox = giou_loss(pred_boxes, target_boxes, weight=weight, avg_factor=avg_factor)
     dfl_target = bbox2distance(centres, target_boxes, cfg.reg_max).reshape(-1)  # (4P,)
     loss_dfl = distribution_focal_loss(
-        reg_sel.reshape(-1, k), dfl_target, weight=weight.repeat_interleave(4),
+        reg_sel.reshape(-1, k),
+        dfl_target,
+        weight=weight.repeat_interleave(4),
         avg_factor=4.0 * avg_factor,
     )  # (4P, n+1) rows: l, t, r, b of each selected anchor
 
@@ -201,8 +239,12 @@ def _gfl_loss(cls_scores, bbox_preds, gt_bboxes, gt_labels, metas, cfg, gt_bboxe
     score = torch.zeros(batch * a, dtype=work, device=device)
     score = score.index_put((sel,), torch.where(sel_pos, iou, zero))  # (B*A,)
     loss_cls = quality_focal_loss(
-        cls.reshape(-1, c), labels.reshape(-1), score, weight=label_weights.reshape(-1),
-        beta=cfg.qfl_beta, avg_factor=num_total_samples,
+        cls.reshape(-1, c),
+        labels.reshape(-1),
+        score,
+        weight=label_weights.reshape(-1),
+        beta=cfg.qfl_beta,
+        avg_factor=num_total_samples,
     )
     return {
         "loss_cls": cfg.loss_cls_weight * loss_cls,
@@ -247,8 +289,9 @@ def gfl_predict(
     work = torch.float64 if cls_scores[0].dtype == torch.float64 else torch.float32
     c, k = cfg.num_classes, cfg.reg_max + 1
     featmap_sizes = [tuple(m.shape[-2:]) for m in cls_scores]
-    level_anchors = grid_anchors(featmap_sizes, cfg.strides, cfg.octave_base_scale,
-                                 device=device, dtype=work)
+    level_anchors = grid_anchors(
+        featmap_sizes, cfg.strides, cfg.octave_base_scale, device=device, dtype=work
+    )
     boxes_all, scores_all = [], []
     with torch.no_grad(), torch.autocast(device_type=device.type, enabled=False):
         for lvl, stride in enumerate(cfg.strides):
@@ -327,11 +370,16 @@ class GFLHead(nn.Module):
         for name, v in (("in_channels", in_channels), ("feat_channels", feat_channels)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if isinstance(stacked_convs, bool) or not isinstance(stacked_convs, int) or stacked_convs < 0:
+        if (
+            isinstance(stacked_convs, bool)
+            or not isinstance(stacked_convs, int)
+            or stacked_convs < 0
+        ):
             raise ValueError(f"stacked_convs must be an int >= 0, got {stacked_convs!r}")
         if stacked_convs and feat_channels % norm_groups:
             raise ValueError(
-                f"feat_channels must be divisible by norm_groups ({norm_groups}), got {feat_channels}"
+                f"feat_channels must be divisible by norm_groups ({norm_groups}), "
+                f"got {feat_channels}"
             )
         self.cfg = cfg
         self.num_classes = num_classes
@@ -365,7 +413,9 @@ class GFLHead(nn.Module):
                     nn.init.zeros_(m.bias)
         nn.init.constant_(self.gfl_cls.bias, -math.log((1 - prior_prob) / prior_prob))
 
-    def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(
+        self, feats: Sequence[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-level outputs.
 
         Parameters
@@ -381,8 +431,10 @@ class GFLHead(nn.Module):
             after the level's learnable ``Scale``.
         """
         if isinstance(feats, torch.Tensor) or len(feats) != len(self.scales):
-            raise ValueError(f"feats must be a list of {len(self.scales)} tensors (one per stride), "
-                             f"got {type(feats).__name__} of length {len(feats)}")
+            raise ValueError(
+                f"feats must be a list of {len(self.scales)} tensors (one per stride), "
+                f"got {type(feats).__name__} of length {len(feats)}"
+            )
         dims: dict[str, int] = {}
         cls_scores, bbox_preds = [], []
         for lvl, (x, scale) in enumerate(zip(feats, self.scales)):
@@ -401,8 +453,9 @@ class GFLHead(nn.Module):
         gt_bboxes_ignore: Sequence[torch.Tensor | None] | None = None,
     ) -> dict[str, torch.Tensor]:
         """The three losses (see :func:`gfl_loss`); optimise their sum."""
-        return gfl_loss(cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas, self.cfg,
-                        gt_bboxes_ignore)
+        return gfl_loss(
+            cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas, self.cfg, gt_bboxes_ignore
+        )
 
     def predict(
         self,

@@ -106,6 +106,12 @@ class TrainConfig:
         DataLoader worker processes.
     checkpoint_every : int
         Write ``last.pt`` every this many steps (and at the end).
+    ema_decay : float
+        Keep an exponential moving average of the weights with this decay
+        (0: off), ramped up as ``decay · (1 − exp(−step / ema_warmup))``; the
+        checkpoint carries it and evaluation uses it.
+    ema_warmup : int
+        Steps of the EMA ramp.
     stop_after : int or None
         Stop (with a checkpoint) once this many steps are done; the schedule
         still spans the whole run, so ``resume`` continues it.
@@ -133,6 +139,8 @@ class TrainConfig:
     warmup_ratio: float = 0.001
     min_lr_ratio: float = 0.02
     grad_clip: float | None = 10.0
+    ema_decay: float = 0.0
+    ema_warmup: int = 200
     hflip: bool = True
     seed: int = 0
     amp: bool = True
@@ -156,6 +164,8 @@ class TrainConfig:
         check_scalar(self.momentum, "momentum", low=0.0, high=1.0)
         check_scalar(self.warmup_ratio, "warmup_ratio", low=0.0, high=1.0)
         check_scalar(self.min_lr_ratio, "min_lr_ratio", low=0.0, high=1.0)
+        check_scalar(self.ema_decay, "ema_decay", low=0.0, high=1.0)
+        check_scalar(self.ema_warmup, "ema_warmup", low=1, integer=True)
         if self.grad_clip is not None:
             check_scalar(self.grad_clip, "grad_clip", low=0.0, low_open=True)
         if self.stop_after is not None:
@@ -333,14 +343,35 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
-def model_from_checkpoint(state: dict) -> GFLDetector:
-    """Rebuild the detector described by a checkpoint and load its weights."""
+def model_from_checkpoint(state: dict, ema: bool = True) -> GFLDetector:
+    """Rebuild the detector described by a checkpoint and load its weights.
+
+    With ``ema`` (default) the moving-average weights are used when the
+    checkpoint has them.
+    """
     cfgs = state["configs"]
     model = GFLDetector(
         config_from_dict(ModelConfig, cfgs["model"]), config_from_dict(GFLConfig, cfgs["head"])
     )
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state["ema"] if ema and state.get("ema") is not None else state["model"])
     return model
+
+
+class _EMA:
+    """Exponential moving average of a model's floating state (weights and BN statistics)."""
+
+    def __init__(self, model: nn.Module, decay: float, warmup: int) -> None:
+        self.decay, self.warmup = decay, warmup
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = self.decay * (1.0 - math.exp(-step / self.warmup))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.state[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+            else:
+                self.state[k].copy_(v)
 
 
 # --------------------------------------------------------------------------- distributed
@@ -484,6 +515,9 @@ def _train(cfg, model_cfg, head_cfg, resume, rank, world, local_rank, on_step) -
         start_it = int(state["iteration"])
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
+    ema = _EMA(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
+    if ema is not None and state is not None and state.get("ema") is not None:
+        ema.state = {k: v.to(device) for k, v in state["ema"].items()}
     ddp_model: nn.Module = model
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(
@@ -507,6 +541,7 @@ def _train(cfg, model_cfg, head_cfg, resume, rank, world, local_rank, on_step) -
             "iteration": iteration,
             "total_iterations": total,
             "model": model.state_dict(),
+            "ema": ema.state if ema is not None else None,
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if use_amp else None,
             "torch_rng": torch.get_rng_state(),
@@ -577,6 +612,8 @@ def _train(cfg, model_cfg, head_cfg, resume, rank, world, local_rank, on_step) -
                         it,
                         guard,
                     )
+                    if ema is not None:
+                        ema.update(model, it + 1)
                     it += 1
                     guard["updating"] = False
                     record.update(iter=it - 1, epoch=epoch, time=round(time.perf_counter() - t0, 3))

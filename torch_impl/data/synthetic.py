@@ -29,6 +29,7 @@ generated on the fly, in any order, in any process, and is always the same.
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from typing import NamedTuple
@@ -103,20 +104,44 @@ def _sdf_box(u: np.ndarray, v: np.ndarray, bx: float, by: float) -> np.ndarray:
     return outside + np.minimum(np.maximum(qx, qy), 0.0)
 
 
-def _sdf_polygon(u: np.ndarray, v: np.ndarray, verts: np.ndarray) -> np.ndarray:
-    """Signed distance to a simple polygon ``verts (K, 2)`` (negative inside)."""
-    p = np.stack([u.ravel(), v.ravel()], axis=-1)[:, None, :]  # (N, 1, 2)
-    a = verts[None, :, :]  # (1, K, 2)
-    e = np.roll(verts, -1, axis=0)[None] - a  # (1, K, 2)
-    w = p - a  # (N, K, 2)
-    t = np.clip((w * e).sum(-1) / (e * e).sum(-1), 0.0, 1.0)  # (N, K)
-    dist = np.sqrt(((w - e * t[..., None]) ** 2).sum(-1)).min(axis=1)  # (N,)
-    ay, by_ = a[..., 1], a[..., 1] + e[..., 1]
-    crosses = (ay <= p[..., 1]) != (by_ <= p[..., 1])  # (N, K)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_at = a[..., 0] + e[..., 0] * (p[..., 1] - ay) / e[..., 1]
-    inside = (crosses & (p[..., 0] < x_at)).sum(axis=1) % 2 == 1
-    return np.where(inside, -dist, dist).reshape(u.shape)
+def _halfplanes(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Outward unit normals ``(K, 2)`` and offsets ``(K,)`` of a convex polygon's edges."""
+    e = np.roll(verts, -1, axis=0) - verts
+    n = np.stack([e[:, 1], -e[:, 0]], -1)
+    n = n / np.linalg.norm(n, axis=1, keepdims=True)
+    off = (n * verts).sum(1)
+    if np.any(n @ verts.mean(0) - off > 0):  # the centroid must be inside: flip to outward
+        n, off = -n, -off
+    return n.astype(np.float32), off.astype(np.float32)
+
+
+def _planes(pieces: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Stacked half-planes of convex pieces, each padded to K planes by repeating its own."""
+    planes = [_halfplanes(p) for p in pieces]
+    k = max(len(off) for _, off in planes)
+    normals = np.concatenate([np.resize(n, (k, 2)) for n, _ in planes])  # (P*K, 2)
+    offsets = np.concatenate([np.resize(off, k) for _, off in planes])  # (P*K,)
+    return normals.T.copy(), offsets, len(planes), k
+
+
+def _sdf_convex_union(u: np.ndarray, v: np.ndarray, planes: tuple) -> np.ndarray:
+    """Signed distance (exact inside, close outside) to a union of convex pieces."""
+    normals_t, offsets, p, k = planes
+    d = u.ravel()[None, :] * normals_t[0][:, None] + v.ravel()[None, :] * normals_t[1][:, None]
+    d = (d - offsets[:, None]).reshape(p, k, -1)  # (P, K, N)
+    return d.max(axis=1).min(axis=0).reshape(u.shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _star_planes(inner_milli: int) -> tuple:
+    """A 5-point star of inner radius ``inner_milli / 1000``: its pentagon and five kites.
+
+    The kites reach the centre, so they overlap the pentagon and the union has no seams.
+    """
+    star = _regular_polygon(5, inner_milli / 1000)
+    centre = np.zeros((1, 2), np.float32)
+    kites = [np.concatenate([star[[(2 * k - 1) % 10, 2 * k, 2 * k + 1]], centre]) for k in range(5)]
+    return _planes([star[1::2], *kites])
 
 
 def _regular_polygon(k: int, inner: float | None = None) -> np.ndarray:
@@ -131,6 +156,7 @@ def _regular_polygon(k: int, inner: float | None = None) -> np.ndarray:
 
 _TRIANGLE = _regular_polygon(3)
 _TRIANGLE = _TRIANGLE - (_TRIANGLE.max(0) + _TRIANGLE.min(0)) / 2  # centre its extent
+_TRIANGLE_PLANES = _planes([_TRIANGLE * 1.15])
 
 
 def _shape_sdf(cls: int, u: np.ndarray, v: np.ndarray, rng_param: float) -> np.ndarray:
@@ -144,10 +170,9 @@ def _shape_sdf(cls: int, u: np.ndarray, v: np.ndarray, rng_param: float) -> np.n
     if cls == 1:  # square / rectangle
         return _sdf_box(u, v, 1.0, 1.0)
     if cls == 2:  # triangle
-        return _sdf_polygon(u, v, _TRIANGLE * 1.15)
-    if cls == 3:  # star, 5 points
-        inner = 0.38 + 0.12 * rng_param
-        return _sdf_polygon(u, v, _regular_polygon(5, inner))
+        return _sdf_convex_union(u, v, _TRIANGLE_PLANES)
+    if cls == 3:  # star, 5 points, inner radius 0.38-0.5
+        return _sdf_convex_union(u, v, _star_planes(380 + round(120 * rng_param)))
     if cls == 4:  # cross
         arm = 0.28 + 0.12 * rng_param
         return np.minimum(_sdf_box(u, v, 1.0, arm), _sdf_box(u, v, arm, 1.0))
@@ -360,7 +385,7 @@ def render_image(
                 areas.append(float(placed.alpha.sum()))
                 break
     _paint_clutter(rng, img, n_clutter - n_behind)
-    img += rng.normal(0.0, rng.uniform(0.0, 0.04), img.shape).astype(np.float32)
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(0.0, 0.04))
     image = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
     boxes = np.zeros((len(objs), 4), np.float32)
