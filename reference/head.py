@@ -255,11 +255,12 @@ def gfl_loss_forward(
     * DFL targets :math:`\mathrm{bbox2distance}(c/s, b, n)`, in :math:`[0, n-0.1]`.
 
     .. math::
-        L_{cls} &= \frac{\lambda_{cls}}{N_{samples}}\sum_{\text{anchors}} \omega\,\mathrm{QFL}(x; y) \\
+        L_{cls} &= \frac{\lambda_{cls}}{N_{s}}\sum_{\text{anchors}} \omega\,\mathrm{QFL}(x; y) \\
         L_{bbox} &= \lambda_{bbox}\frac{1}{W}\sum_{\text{pos}} w\,(1-\mathrm{GIoU}(\hat b, b)) \\
         L_{dfl} &= \lambda_{dfl}\frac{1}{4W}\sum_{\text{pos}} w \sum_{\text{sides}}\mathrm{DFL}
 
-    with :math:`\omega` the label weights, :math:`W = \max(\sum_{\text{pos}} w, 1)`
+    with :math:`\omega` the label weights, :math:`N_s` = ``num_total_samples``,
+    :math:`W = \max(\sum_{\text{pos}} w, 1)`
     and :math:`\lambda = (1, 2, 0.25)`.
     """
     if not isinstance(cfg, GFLConfig):
