@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from reference.config import GFLConfig
 from torch_impl.data import CLASS_NAMES, CocoDetection, SyntheticDetection, export_coco
 from torch_impl.evaluate import METRIC_NAMES, coco_evaluate, evaluate_model, run_inference
 from torch_impl.model import GFLDetector, ModelConfig
@@ -27,6 +28,16 @@ TINY = ModelConfig(
     stacked_convs=1,
     head_norm_groups=16,
 )
+FEW = GFLConfig(num_classes=6, nms_pre=20, max_per_img=20)  # few candidates: fast NMS
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: tiny models run no slower, and far faster on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _gt(n_images=3):
@@ -94,7 +105,7 @@ def test_no_detections_and_unknown_images():
 
 def test_run_inference_and_evaluate_model(tmp_path):
     torch.manual_seed(0)
-    model = GFLDetector(TINY)
+    model = GFLDetector(TINY, FEW)
     with torch.no_grad():  # make an untrained head fire everywhere so there are detections
         model.head.gfl_cls.bias.fill_(2.0)
     ds = SyntheticDetection(5, 64, seed=3)
@@ -114,7 +125,7 @@ def test_coco_dataset_is_scored_in_original_pixels(tmp_path):
     path = export_coco(ds, tmp_path, CLASS_NAMES)
     coco = CocoDetection(path, tmp_path / "images", image_size=96)  # scale 1.5
     torch.manual_seed(0)
-    model = GFLDetector(TINY)
+    model = GFLDetector(TINY, FEW)
     with torch.no_grad():
         model.head.gfl_cls.bias.fill_(2.0)
     dets, gt = run_inference(model, coco, coco.cat_ids)

@@ -146,7 +146,7 @@ def coco_evaluate(detections: list[dict], ground_truth: dict) -> tuple[dict, str
         e.g. no large objects), ``per_class`` AP and AP50 by category name,
         and counts.
     summary : str
-        pycocotools' own printed table.
+        pycocotools' own table (its ``Average Precision/Recall`` lines).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -200,7 +200,8 @@ def coco_evaluate(detections: list[dict], ground_truth: dict) -> tuple[dict, str
         num_gt=len(gt["annotations"]),
         num_detections=len(detections),
     )
-    return metrics, out.getvalue()
+    table = "\n".join(line for line in out.getvalue().splitlines() if "Average" in line)
+    return metrics, table
 
 
 def evaluate_model(

@@ -254,14 +254,23 @@ def plot_distributions(
 
     cands = [(k, d) for k, items in enumerate(infos) for d in items if d["score"] >= score_thr]
     cands.sort(key=lambda kd: _entropy(kd[1]["probs"]))
-    half = num // 2
-    chosen = (
-        cands[:half] + cands[max(half, len(cands) - (num - half)) :] if len(cands) > num else cands
-    )
+    used: set[int] = set()  # one detection per image
+    sharp = _pick(cands, num // 2, used)
+    flat = _pick(cands[::-1], num - num // 2, used)[::-1]
+    chosen = sharp + flat
     ncols = 3
     nrows = max(1, -(-len(chosen) // ncols))
-    fig = plt.figure(figsize=(4.6 * ncols, 4.6 * nrows))
-    outer = fig.add_gridspec(nrows, ncols, wspace=0.25, hspace=0.35)
+    fig = plt.figure(figsize=(4.2 * ncols, 4.3 * nrows + 0.6))
+    outer = fig.add_gridspec(
+        nrows,
+        ncols,
+        wspace=0.22,
+        hspace=0.3,
+        left=0.03,
+        right=0.98,
+        bottom=0.03,
+        top=1 - 0.75 / (4.3 * nrows + 0.6),
+    )
     if not chosen:
         fig.text(0.5, 0.5, f"no detection with score ≥ {score_thr:g}", ha="center")
     for slot, (k, d) in enumerate(chosen):
@@ -308,12 +317,7 @@ def plot_distributions(
         ax.set_ylim(cy1, cy0)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(
-            f"{class_names[d['label']]} {d['score']:.2f} · H={_entropy(probs):.2f}",
-            fontsize=8,
-            color=c,
-            pad=2,
-        )
+        title = f"{class_names[d['label']]} {d['score']:.2f} · entropy {_entropy(probs):.2f}"
         top_bin = int(max(np.nonzero(probs.max(0) > 0.01)[0].max(initial=1) + 2, 4))
         top_bin = min(top_bin, probs.shape[1])
         # side charts: left (grows left), right (grows right), top (grows up), bottom (grows down)
@@ -338,6 +342,8 @@ def plot_distributions(
                 a.set_xticks([])
                 a.tick_params(labelsize=5, pad=1)
                 a.set_ylabel(SIDES[side] + " px", fontsize=5, labelpad=1)
+                if side == 1:
+                    a.set_title(title, fontsize=8, color=c, pad=3)
             else:
                 a.bar(xs, p, width=0.8 * s, color=c, alpha=0.85)
                 a.axvline(expect[side], color="black", ls="--", lw=0.8)
@@ -359,6 +365,17 @@ def plot_distributions(
         fontsize=10,
     )
     return _save(fig, path)
+
+
+def _pick(cands: list, n: int, used: set[int]) -> list:
+    out = []
+    for k, d in cands:
+        if len(out) == n:
+            break
+        if k not in used:
+            out.append((k, d))
+            used.add(k)
+    return out
 
 
 def _matching_gt(sample: Sample, box: np.ndarray) -> np.ndarray | None:
