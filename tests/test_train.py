@@ -192,3 +192,10 @@ def test_two_processes_with_ddp_on_gloo(tmp_path):
     assert state["iteration"] == 4  # 8 images / 2 ranks / batch 2 = 2 steps per epoch, 2 epochs
     lines = [json.loads(x) for x in open(tmp_path / "train_log.jsonl")]
     assert len(lines) == 4
+
+
+def test_data_workers_do_not_change_the_result(full_run, tmp_path):
+    """Images rendered in a worker process train the same weights as in the main process."""
+    _, full = full_run
+    result = train(tiny_cfg(tmp_path, num_workers=1), TINY)
+    assert not _same_state(full["model"], load_checkpoint(result.checkpoint)["model"])

@@ -117,8 +117,7 @@ def _sorted_keep(
     def suppresses(rows: torch.Tensor | slice, cols: slice, mixed: bool) -> torch.Tensor:
         if box_sup is not None:
             mat, box_of = box_sup
-            # S is symmetric: S[c, :]^T restricted to rows r is S[r, c] (row gathers are fast)
-            hit = mat.index_select(0, box_of[cols]).t().contiguous().index_select(0, box_of[rows])
+            hit = mat.index_select(0, box_of[rows]).index_select(1, box_of[cols])  # (R, n_b)
         else:
             hit = iou_matrix(b[rows], b[cols]) > thr_t  # (R, n_b)
         if mixed:

@@ -218,8 +218,12 @@ def build_model(
 def build_datasets(cfg: TrainConfig) -> tuple[Any, Any | None, tuple[str, ...], list[int]]:
     """``(train_set, val_set or None, class_names, cat_ids)`` described by ``cfg``."""
     if cfg.data == "synthetic":
-        train = SyntheticDetection(
-            cfg.train_size, cfg.image_size, cfg.data_seed, "train", cache=True
+        train = SyntheticDetection(  # keep images for later epochs when the main process makes them
+            cfg.train_size,
+            cfg.image_size,
+            cfg.data_seed,
+            "train",
+            cache=cfg.num_workers == 0 and cfg.epochs > 1,
         )
         val = (
             SyntheticDetection(cfg.val_size, cfg.image_size, cfg.data_seed, "val")
