@@ -373,6 +373,11 @@ def multiclass_nms(
     (:func:`batched_nms` with ``idxs = c``); the kept pairs are sorted by
     descending score and cut to ``max_num``. With shared boxes the pairwise
     IoUs are computed once for all classes.
+
+    With ``max_num > 0`` the work stops early, exactly: a pair is kept or
+    suppressed by the higher-ranked pairs of its class alone, so NMS of the
+    best-ranked prefix of candidates decides that prefix; the prefix grows
+    (×4) until it keeps ``max_num`` pairs or holds every candidate.
     """
     raw_scores = np.asarray(multi_scores)
     s64 = as_float(raw_scores, "multi_scores", (None, None), finite=True)
@@ -398,17 +403,29 @@ def multiclass_nms(
         return np.zeros((0, 5)), np.zeros(0, dtype=np.int64)
     cand_scores = s64[box_of, cls_of]  # (M,)
     order = np.argsort(-cand_scores, kind="stable")  # (M,) rank -> candidate
-    rank = np.empty(m, dtype=np.int64)
-    rank[order] = np.arange(m)
     if shared:
-        ci, cj = _shared_box_edges(b, box_of, cls_of, num_classes, thr)
         cand_boxes64 = b64[box_of]  # (M, 4)
     else:
         per_class = b.reshape(n, num_classes, 4)  # (N, C, 4)
-        ci, cj = grouped_edges(per_class[box_of, cls_of], cls_of, thr)
         cand_boxes64 = b64.reshape(n, num_classes, 4)[box_of, cls_of]  # (M, 4)
-    ri, rj = rank[ci], rank[cj]
-    keep = order[greedy_keep(m, np.minimum(ri, rj), np.maximum(ri, rj))]  # by descending score
+
+    def keep_in_prefix(p: int) -> np.ndarray:
+        """Greedy per-class NMS of the ``p`` best-ranked candidates, kept ones by rank."""
+        sel = order[:p]  # (p,) candidates by rank
+        if shared:
+            ci, cj = _shared_box_edges(b, box_of[sel], cls_of[sel], num_classes, thr)
+        else:
+            ci, cj = grouped_edges(per_class[box_of[sel], cls_of[sel]], cls_of[sel], thr)
+        return sel[greedy_keep(p, np.minimum(ci, cj), np.maximum(ci, cj))]
+
+    # A pair's fate depends only on the pairs of its class ranked before it, so
+    # NMS of a rank prefix is exact for that prefix; once it keeps max_num pairs
+    # the rest cannot enter the output. Grow the prefix until it does.
+    p = m if max_num <= 0 else min(m, max(8 * max_num, 1024))
+    keep = keep_in_prefix(p)
+    while max_num > 0 and keep.size < max_num and p < m:
+        p = min(m, 4 * p)
+        keep = keep_in_prefix(p)
     if max_num > 0:
         keep = keep[:max_num]
     dets = np.concatenate([cand_boxes64[keep], cand_scores[keep, None]], axis=1)  # (K, 5)

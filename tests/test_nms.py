@@ -464,3 +464,48 @@ def test_reference_bad_input(fn, args, match):
 def test_torch_bad_input(fn, args, match):
     with pytest.raises(ValueError, match=match):
         getattr(T, fn)(*args)
+
+
+@pytest.mark.parametrize("max_num", [1, 7, 100, 300])
+@pytest.mark.parametrize("shared", [True, False])
+def test_multiclass_nms_early_stop_equals_full_run_then_cut(max_num, shared):
+    """Thousands of candidates, so the prefix shortcut runs and must grow: with
+    max_num the result is exactly the full NMS cut to max_num."""
+    rng = np.random.default_rng(max_num)
+    n, c = 700, 6
+    xy = rng.uniform(0, 60, size=(n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 30, size=(n, 2))], 1).astype(np.float32)
+    if not shared:
+        boxes = np.tile(boxes, (1, c)) + rng.normal(scale=0.5, size=(n, 4 * c)).astype(np.float32)
+    scores = rng.uniform(size=(n, c + 1)).astype(np.float32)
+    full_d, full_l = R.multiclass_nms(boxes, scores, 0.05, 0.5, -1)
+    assert full_d.shape[0] > max_num or max_num == 300
+    d, lab = R.multiclass_nms(boxes, scores, 0.05, 0.5, max_num)
+    np.testing.assert_array_equal(d, full_d[:max_num])
+    np.testing.assert_array_equal(lab, full_l[:max_num])
+    td, tl = T.multiclass_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.05, 0.5, max_num)
+    np.testing.assert_array_equal(tl.numpy(), full_l[:max_num])
+    np.testing.assert_allclose(td.numpy(), full_d[:max_num], rtol=1e-6)
+
+
+@pytest.mark.parametrize("max_num", [3, 7, 50])
+def test_multiclass_nms_early_stop_grows_the_prefix(max_num):
+    """1500 near-duplicate boxes with high scores fill the first prefix (one
+    survivor per class); 1500 scattered small boxes with lower scores follow.
+    The prefix must grow past the duplicates, and stop before the end."""
+    rng = np.random.default_rng(3)
+    dup = np.array([50.0, 50.0, 90.0, 90.0]) + rng.normal(scale=0.3, size=(1500, 4))
+    xy = rng.uniform(0, 2000, size=(1500, 2))
+    spread = np.concatenate([xy, xy + 4.0], 1)
+    boxes = np.concatenate([dup, spread]).astype(np.float32)  # (3000, 4)
+    scores = np.zeros((3000, 3), dtype=np.float32)  # 2 classes + background
+    scores[:1500, :2] = rng.uniform(0.6, 1.0, size=(1500, 2))
+    scores[1500:, :2] = rng.uniform(0.1, 0.5, size=(1500, 2))
+    full_d, full_l = R.multiclass_nms(boxes, scores, 0.05, 0.6, -1)
+    assert full_d.shape[0] > max_num
+    d, lab = R.multiclass_nms(boxes, scores, 0.05, 0.6, max_num)
+    np.testing.assert_array_equal(d, full_d[:max_num])
+    np.testing.assert_array_equal(lab, full_l[:max_num])
+    td, tl = T.multiclass_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.05, 0.6, max_num)
+    np.testing.assert_array_equal(tl.numpy(), full_l[:max_num])
+    np.testing.assert_allclose(td.numpy(), full_d[:max_num], rtol=1e-6)

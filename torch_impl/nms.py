@@ -291,7 +291,9 @@ def multiclass_nms(
     row-major order; :func:`batched_nms` with ``idxs = c`` and the cut to
     ``max_num`` follow. With shared boxes (and at most ``MAX_SHARED_BOXES``
     distinct candidate boxes) the box-level suppression matrix is computed
-    once and every class's blocks are gathered from it.
+    once and every class's blocks are gathered from it. With ``max_num > 0``
+    only a growing prefix of the best-ranked candidates is processed, which
+    gives the same result (see :func:`reference.multiclass_nms`).
     """
     check_tensor(multi_scores, "multi_scores", (None, None))
     n, c1 = multi_scores.shape
@@ -313,18 +315,34 @@ def multiclass_nms(
 
     scores = multi_scores[:, :num_classes]  # (N, C)
     box_of, cls_of = torch.nonzero(scores > tau, as_tuple=True)  # (M,) row-major
-    box_sup = None
     if shared:
         cand_boxes = multi_bboxes[box_of]  # (M, 4)
-        used, box_id = torch.unique(box_of, return_inverse=True)  # (U,), (M,)
-        if used.shape[0] <= MAX_SHARED_BOXES:  # IoUs of the U boxes once, for every class
-            ub = multi_bboxes[used].to(_work_dtype(multi_bboxes.dtype))  # (U, 4)
-            thr_t = torch.tensor(thr, dtype=ub.dtype, device=ub.device)
-            box_sup = (iou_matrix(ub, ub) > thr_t, box_id)  # (U, U), (M,)
     else:
         cand_boxes = multi_bboxes.reshape(n, num_classes, 4)[box_of, cls_of]  # (M, 4)
     cand_scores = scores[box_of, cls_of]  # (M,)
-    keep = _nms(cand_boxes, cand_scores, cls_of, thr, box_sup)
+    m = cand_scores.shape[0]
+    order = torch.sort(cand_scores, descending=True, stable=True).indices  # (M,) rank -> cand
+
+    def keep_in_prefix(p: int) -> torch.Tensor:
+        """Per-class NMS of the ``p`` best-ranked candidates; kept ones by rank."""
+        sel = order[:p]  # (p,)
+        box_sup = None
+        if shared:
+            used, box_id = torch.unique(box_of[sel], return_inverse=True)  # (U,), (p,)
+            if used.shape[0] <= MAX_SHARED_BOXES:  # IoUs of the U boxes once, for every class
+                ub = multi_bboxes[used].to(_work_dtype(multi_bboxes.dtype))  # (U, 4)
+                thr_t = torch.tensor(thr, dtype=ub.dtype, device=ub.device)
+                box_sup = (iou_matrix(ub, ub) > thr_t, box_id)  # (U, U), (p,)
+        return sel[_nms(cand_boxes[sel], cand_scores[sel], cls_of[sel], thr, box_sup)]
+
+    # Exact early stop (see reference.multiclass_nms): NMS of a rank prefix decides
+    # that prefix; grow it until it keeps max_num pairs. Reading the count is a
+    # host sync, as NMS's variable-sized output already is.
+    p = m if max_num <= 0 else min(m, max(8 * max_num, 1024))
+    keep = keep_in_prefix(p)
+    while max_num > 0 and keep.shape[0] < max_num and p < m:
+        p = min(m, 4 * p)
+        keep = keep_in_prefix(p)
     if max_num > 0:
         keep = keep[:max_num]
     return _dets(cand_boxes[keep], cand_scores[keep]), cls_of[keep]
