@@ -193,6 +193,39 @@ def unflatten_levels(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> lis
     return out
 
 
+def check_level_maps(
+    cls_scores: Sequence[np.ndarray], bbox_preds: Sequence[np.ndarray], cfg: GFLConfig
+) -> int:
+    """Check the per-level head outputs against ``cfg``; return the batch size B.
+
+    ``cls_scores[l]`` must be ``(B, C, H_l, W_l)`` and ``bbox_preds[l]``
+    ``(B, 4(n+1), H_l, W_l)``, one pair per stride of ``cfg``.
+    """
+    if not isinstance(cfg, GFLConfig):
+        raise ValueError(f"cfg must be a GFLConfig, got {type(cfg).__name__}")
+    n_levels = len(cfg.strides)
+    for name, maps in (("cls_scores", cls_scores), ("bbox_preds", bbox_preds)):
+        if isinstance(maps, np.ndarray) or len(maps) != n_levels:
+            raise ValueError(
+                f"{name} must be a list of {n_levels} arrays (one per stride in cfg.strides), "
+                f"got {type(maps).__name__} of length {len(maps)}"
+            )
+    c, k = cfg.num_classes, cfg.reg_max + 1
+    dims: dict[str, int] = {}
+    for lvl in range(n_levels):
+        check_shape(
+            np.shape(cls_scores[lvl]), f"cls_scores[{lvl}]", ("B", c, f"H{lvl}", f"W{lvl}"), dims
+        )
+        check_shape(
+            np.shape(bbox_preds[lvl]),
+            f"bbox_preds[{lvl}]",
+            ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
+            dims,
+            note=f"(4*(reg_max+1) = {4 * k} channels)",
+        )
+    return dims["B"]
+
+
 class GFLLossCache(NamedTuple):
     cfg: GFLConfig
     cls_shapes: list[tuple[int, ...]]
@@ -263,29 +296,8 @@ def gfl_loss_forward(
     :math:`W = \max(\sum_{\text{pos}} w, 1)`
     and :math:`\lambda = (1, 2, 0.25)`.
     """
-    if not isinstance(cfg, GFLConfig):
-        raise ValueError(f"cfg must be a GFLConfig, got {type(cfg).__name__}")
-    n_levels = len(cfg.strides)
-    for name, maps in (("cls_scores", cls_scores), ("bbox_preds", bbox_preds)):
-        if isinstance(maps, np.ndarray) or len(maps) != n_levels:
-            raise ValueError(
-                f"{name} must be a list of {n_levels} arrays (one per stride in cfg.strides), "
-                f"got {type(maps).__name__} of length {len(maps)}"
-            )
+    batch = check_level_maps(cls_scores, bbox_preds, cfg)
     c, k = cfg.num_classes, cfg.reg_max + 1
-    dims: dict[str, int] = {}
-    for lvl in range(n_levels):
-        check_shape(
-            np.shape(cls_scores[lvl]), f"cls_scores[{lvl}]", ("B", c, f"H{lvl}", f"W{lvl}"), dims
-        )
-        check_shape(
-            np.shape(bbox_preds[lvl]),
-            f"bbox_preds[{lvl}]",
-            ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
-            dims,
-            note=f"(4*(reg_max+1) = {4 * k} channels)",
-        )
-    batch = dims["B"]
     if len(gt_bboxes) != batch:
         raise ValueError(f"gt_bboxes must have one entry per image ({batch}), got {len(gt_bboxes)}")
     featmap_sizes = [tuple(np.shape(m)[2:]) for m in cls_scores]

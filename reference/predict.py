@@ -9,11 +9,12 @@ import numpy as np
 from .anchors import anchor_centers, grid_anchors
 from .boxes import distance2bbox_forward
 from .config import GFLConfig
+from .head import check_level_maps
 from .img_meta import parse_img_metas
 from .integral import integral_forward
 from .nms import multiclass_nms
 from .numerics import sigmoid
-from .validation import as_float, check_shape
+from .validation import as_float
 
 
 def top_indices(values: np.ndarray, k: int) -> np.ndarray:
@@ -56,28 +57,8 @@ def gfl_predict(
     clamped to ``img_shape``. Then concatenate the levels, optionally divide
     by ``scale_factor`` and run :func:`multiclass_nms`.
     """
-    if not isinstance(cfg, GFLConfig):
-        raise ValueError(f"cfg must be a GFLConfig, got {type(cfg).__name__}")
-    n_levels = len(cfg.strides)
-    if len(cls_scores) != n_levels or len(bbox_preds) != n_levels:
-        raise ValueError(
-            f"cls_scores and bbox_preds must be lists of {n_levels} arrays (one per stride), "
-            f"got {len(cls_scores)} and {len(bbox_preds)}"
-        )
+    batch = check_level_maps(cls_scores, bbox_preds, cfg)
     c, k = cfg.num_classes, cfg.reg_max + 1
-    dims: dict[str, int] = {}
-    for lvl in range(n_levels):
-        check_shape(
-            np.shape(cls_scores[lvl]), f"cls_scores[{lvl}]", ("B", c, f"H{lvl}", f"W{lvl}"), dims
-        )
-        check_shape(
-            np.shape(bbox_preds[lvl]),
-            f"bbox_preds[{lvl}]",
-            ("B", 4 * k, f"H{lvl}", f"W{lvl}"),
-            dims,
-            note=f"(4*(reg_max+1) = {4 * k} channels)",
-        )
-    batch = dims["B"]
     metas = parse_img_metas(img_metas, batch)
     featmap_sizes = [tuple(np.shape(m)[2:]) for m in cls_scores]
     centres = [

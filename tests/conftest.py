@@ -10,6 +10,7 @@ import pathlib
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -41,3 +42,14 @@ def golden():
             return {k: data[k] for k in data.files}
 
     return load
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread for the whole suite: the tests use tiny tensors, where
+    torch's thread pool adds only synchronisation (milliseconds per op when other
+    processes share the two cores). Restored at the end."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -14,17 +14,6 @@ import torch
 import reference as R
 import torch_impl as T
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors only: torch's intra-op thread pool adds nothing but synchronisation,
-    which costs milliseconds per op on busy shared cores. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 E = re.escape
 NAN, INF = float("nan"), float("inf")
 

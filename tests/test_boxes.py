@@ -23,17 +23,6 @@ from torch_impl import bbox2distance as t_bbox2distance
 from torch_impl import bbox_overlaps as t_bbox_overlaps
 from torch_impl import distance2bbox as t_distance2bbox
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors only: torch's intra-op thread pool adds nothing but synchronisation,
-    which costs milliseconds per op on busy shared cores. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 MODES = ["iou", "giou", "iof"]
 SIGN = np.array([-1.0, -1.0, 1.0, 1.0])

@@ -11,19 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from torch_impl.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny models run no slower, and far faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = [

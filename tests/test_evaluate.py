@@ -31,13 +31,6 @@ TINY = ModelConfig(
 FEW = GFLConfig(num_classes=6, nms_pre=20, max_per_img=20)  # few candidates: fast NMS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny models run no slower, and far faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _gt(n_images=3):

@@ -21,17 +21,6 @@ from reference.gradcheck import check_backward, rel_error
 from torch_impl import bbox_overlaps as t_bbox_overlaps
 from torch_impl import giou_loss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors only: torch's intra-op thread pool adds nothing but synchronisation,
-    which costs milliseconds per op on busy shared cores. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 seeds = st.integers(0, 2**32 - 1)
 

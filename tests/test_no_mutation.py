@@ -6,7 +6,6 @@ not consume its cache)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,17 +23,6 @@ from strategies import (
 
 import reference as R
 import torch_impl as T
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors only: torch's intra-op thread pool adds nothing but synchronisation,
-    which costs milliseconds per op on busy shared cores. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 seeds = st.integers(0, 2**32 - 1)
 

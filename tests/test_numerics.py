@@ -22,17 +22,6 @@ from reference.numerics import (
     softplus,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors only: torch's intra-op thread pool adds nothing but synchronisation,
-    which costs milliseconds per op on busy shared cores. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 RAISE = dict(over="raise", invalid="raise", divide="raise")  # underflow to 0 is fine
 EDGES = np.array([-WIDE_LOGIT, -745.0, -710.0, -50.0, -1e-300, 0.0, 1e-300, 50.0, 710.0,
                   WIDE_LOGIT])
