@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from tiny_model import TINY  # the detector these tests share
 
 from reference.config import GFLConfig
 from torch_impl.data import CLASS_NAMES, CocoDetection, SyntheticDetection, export_coco
 from torch_impl.evaluate import METRIC_NAMES, coco_evaluate, evaluate_model, run_inference
-from torch_impl.model import GFLDetector, ModelConfig
+from torch_impl.model import GFLDetector
 from torch_impl.visualize import (
     detection_distributions,
     plot_distributions,
@@ -19,15 +20,6 @@ from torch_impl.visualize import (
     plot_predictions,
 )
 
-TINY = ModelConfig(
-    stem_channels=8,
-    stage_channels=(8, 16, 16, 32),
-    stage_blocks=(1, 1, 1, 1),
-    fpn_channels=32,
-    feat_channels=32,
-    stacked_convs=1,
-    head_norm_groups=16,
-)
 FEW = GFLConfig(num_classes=6, nms_pre=20, max_per_img=20)  # few candidates: fast NMS
 
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from tiny_model import TINY  # the detector these tests share
 
 from reference.config import GFLConfig
 from torch_impl.data import SyntheticDetection, collate
@@ -17,19 +18,6 @@ from torch_impl.model import (
     ResNetBackbone,
     config_from_dict,
 )
-
-TINY = ModelConfig(
-    num_classes=6,
-    stem_channels=8,
-    stage_channels=(8, 16, 16, 32),
-    stage_blocks=(1, 1, 1, 1),
-    fpn_channels=32,
-    feat_channels=32,
-    stacked_convs=1,
-    head_norm_groups=16,
-)
-
-
 
 
 def test_backbone_strides_and_channels():

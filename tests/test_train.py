@@ -10,8 +10,8 @@ import signal
 import pytest
 import torch
 import torch.multiprocessing as mp
+from tiny_model import TINY  # the detector these tests share
 
-from torch_impl.model import ModelConfig
 from torch_impl.train import (
     TrainConfig,
     load_checkpoint,
@@ -20,18 +20,6 @@ from torch_impl.train import (
     save_checkpoint,
     train,
 )
-
-TINY = ModelConfig(
-    stem_channels=8,
-    stage_channels=(8, 16, 16, 32),
-    stage_blocks=(1, 1, 1, 1),
-    fpn_channels=32,
-    feat_channels=32,
-    stacked_convs=1,
-    head_norm_groups=16,
-)
-
-
 
 
 def tiny_cfg(out_dir, **kw) -> TrainConfig:
