@@ -180,3 +180,15 @@ def test_data_workers_do_not_change_the_result(full_run, tmp_path):
     _, full = full_run
     result = train(tiny_cfg(tmp_path, num_workers=1), TINY)
     assert not _same_state(full["model"], load_checkpoint(result.checkpoint)["model"])
+
+
+def test_channels_last_changes_only_the_layout(full_run, tmp_path):
+    """NHWC weights train the same run as NCHW ones, up to float rounding."""
+    result, _ = full_run
+    nchw = train(tiny_cfg(tmp_path / "nchw", channels_last=False, stop_after=2), TINY)
+    conv = result.model.backbone.stem[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert nchw.model.backbone.stem[0].weight.is_contiguous()
+    for a, b in zip(result.history[:2], nchw.history):
+        for k in ("loss_cls", "loss_bbox", "loss_dfl"):
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k

@@ -22,9 +22,10 @@ __all__ = ["DEMO_TRAIN", "main"]
 
 #: The demo's training run, sized for two CPU cores: one trains (one intra-op thread, which
 #: stays fast when other processes share the machine), the other renders a fresh synthetic
-#: image for every step in a data-loader worker, so no image is seen twice.
+#: image for every step in a data-loader worker, so no image is seen twice. 4 800 steps of 16
+#: with the ``cpu`` model preset take about 7 minutes on an idle 2-core machine.
 DEMO_TRAIN = {
-    "train_size": 56000,
+    "train_size": 76800,
     "val_size": 500,
     "image_size": 128,
     "epochs": 1,

@@ -77,8 +77,14 @@ class ModelConfig:
 
 
 #: Named model sizes: ``cpu`` trains in minutes on two cores, ``gpu`` is wider and deeper.
+#:
+#: ``cpu`` has no head towers (``stacked_convs=0``: the GFL head's two 3×3 output convs sit
+#: directly on the pyramid) and spends that compute on backbone depth instead. On two CPU cores
+#: and a budget of minutes this learns fastest: at an equal wall time of 150 s (128 px synthetic
+#: images) AP50 went 0.644 (2 towers, mmdetection-like) → 0.670 (1) → 0.698 (0), and deeper
+#: stages (2, 3, 3, 1) kept that while adding capacity for longer runs.
 PRESETS: dict[str, ModelConfig] = {
-    "cpu": ModelConfig(),
+    "cpu": ModelConfig(stage_blocks=(2, 3, 3, 1), stacked_convs=0),
     "gpu": ModelConfig(
         stem_channels=32,
         stage_channels=(48, 96, 192, 384),
