@@ -285,8 +285,8 @@ def test_head_structure_and_initialisation():
     assert isinstance(head.cls_convs[1], torch.nn.GroupNorm) and head.cls_convs[1].num_groups == 32
     prior = torch.sigmoid(head.gfl_cls.bias)
     torch.testing.assert_close(prior, torch.full_like(prior, 0.01))
-    assert abs(float(head.gfl_reg.weight.std()) - 0.01) < 1e-3
-    assert all(float(s.scale) == 1.0 for s in head.scales)
+    assert abs(float(head.gfl_reg.weight.detach().std()) - 0.01) < 1e-3
+    assert all(float(s.scale.detach()) == 1.0 for s in head.scales)
 
 
 def test_head_forward_shapes_and_loss_runs_backward():

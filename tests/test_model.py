@@ -103,3 +103,20 @@ def test_detector_config_errors_and_round_trip():
     with pytest.raises(ValueError, match="unknown field"):
         config_from_dict(ModelConfig, {**d["model"], "depth": 3})
     assert dataclasses.replace(PRESETS["gpu"], num_classes=2).feat_channels % 32 == 0
+
+
+def test_cpu_preset_has_no_towers_and_its_head_still_trains():
+    """``stacked_convs=0``: the output convs read the pyramid directly, and every weight learns."""
+    cfg = PRESETS["cpu"]
+    assert cfg.stacked_convs == 0 and cfg.stage_blocks == (2, 3, 3, 1)
+    torch.manual_seed(0)
+    model = GFLDetector(cfg, GFLConfig(num_classes=6, reg_max=6, octave_base_scale=4))
+    head = model.head
+    assert len(head.cls_convs) == 0 and len(head.reg_convs) == 0
+    assert head.gfl_cls.in_channels == cfg.fpn_channels == head.gfl_reg.in_channels
+    ds = SyntheticDetection(2, 64, 0, "train")
+    batch = collate([ds[0], ds[1]])
+    losses = model(batch.images, batch.gt_bboxes, batch.gt_labels, batch.img_metas)
+    sum(losses.values()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert float(head.gfl_cls.weight.grad.abs().sum()) > 0
