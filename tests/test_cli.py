@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from torch_impl.cli import main
 
@@ -43,8 +44,11 @@ def test_export_train_evaluate_predict_on_coco_files(tmp_path, capsys):
     args = ["train", "--data", "coco", "--train-json", str(ann), "--train-images", str(images),
             "--val-json", str(ann), "--val-images", str(images), "--image-size", "64",
             "--epochs", "1", "--batch-size", "2", "--warmup-iters", "1", "--threads", "1",
-            "--out", str(run), "--no-progress", "--eval", *TINY_MODEL]  # fmt: skip
+            "--out", str(run), "--no-progress", "--eval", "--no-channels-last",
+            *TINY_MODEL]  # fmt: skip
     assert main(args) == 0
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["configs"]["train"]["channels_last"] is False
     assert json.loads((run / "metrics.json").read_text())["num_images"] == 6
     assert (run / "predictions.png").is_file()
     capsys.readouterr()

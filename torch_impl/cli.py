@@ -126,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("hardware")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     g.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    g.add_argument(
+        "--no-channels-last", action="store_true", help="keep NCHW weights (default: NHWC)"
+    )
     g.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: auto)")
     g.add_argument("--workers", type=int, default=0, help="data loader processes")
     g.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
@@ -236,6 +239,7 @@ def _train_config(a: argparse.Namespace):
         hflip=not a.no_hflip,
         seed=a.seed,
         amp=not a.no_amp,
+        channels_last=not a.no_channels_last,
         device=a.device,
         threads=a.threads,
         num_workers=a.workers,
