@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import assert_rel
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from strategies import (
@@ -18,7 +19,7 @@ from strategies import (
 )
 
 from reference import bbox2distance, bbox_overlaps, distance2bbox_backward, distance2bbox_forward
-from reference.gradcheck import check_backward, rel_error
+from reference.gradcheck import check_backward
 from torch_impl import bbox2distance as t_bbox2distance
 from torch_impl import bbox_overlaps as t_bbox_overlaps
 from torch_impl import distance2bbox as t_distance2bbox
@@ -27,11 +28,6 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 MODES = ["iou", "giou", "iof"]
 SIGN = np.array([-1.0, -1.0, 1.0, 1.0])
 seeds = st.integers(0, 2**32 - 1)
-
-
-def assert_rel(a, b, tol: float, what: str = "") -> None:
-    err = rel_error(np.asarray(a), np.asarray(b))
-    assert err <= tol, f"{what}: rel_error {err:.3g} > {tol:g}"
 
 
 def torch_d2b(points, distance, d_out, max_shape=None):

@@ -7,21 +7,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_rel, check_reduced_loss_matches_torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from strategies import WIDE_LOGIT, dfl_inputs, finite_floats, logits
 
-from reference import dfl_backward, dfl_forward, weight_reduce_backward, weight_reduce_forward
-from reference.gradcheck import check_backward, rel_error
+from reference import dfl_backward, dfl_forward
+from reference.gradcheck import check_backward
 from torch_impl import distribution_focal_loss
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 seeds = st.integers(0, 2**32 - 1)
-
-
-def assert_rel(a, b, tol: float, what: str = "", floor: float = 1e-12) -> None:
-    err = rel_error(np.asarray(a), np.asarray(b), floor=floor)
-    assert err <= tol, f"{what}: rel_error {err:.3g} > {tol:g}"
 
 
 def grad_floor(g) -> float:
@@ -96,23 +92,10 @@ def test_dfl_numpy_matches_torch_float64_per_row(inputs, seed):
 def test_dfl_reduced_matches_reference_composed_with_weight_reduce(
     inputs, seed, reduction, use_weight, avg, avg_as_tensor
 ):
-    pred, label = inputs
-    if reduction == "sum":
-        avg = None
-    rng = np.random.default_rng(seed)
-    weight = rng.uniform(0.0, 2.0, size=pred.shape[0]) if use_weight else None
-    loss, d_cache = dfl_forward(pred, label)
-    out, r_cache = weight_reduce_forward(loss, weight, reduction, avg)
-    d_out = rng.normal(size=out.shape)
-    d_loss = weight_reduce_backward(d_out, r_cache)
-    d_pred = dfl_backward(d_loss, d_cache)
-    t_avg = torch.tensor(avg, dtype=torch.float64) if (avg is not None and avg_as_tensor) else avg
-    t_weight = None if weight is None else torch.from_numpy(weight)
-    t_out, t_grad = torch_dfl(pred, label, d_out, weight=t_weight, reduction=reduction,
-                              avg_factor=t_avg)
-    assert t_out.shape == out.shape
-    assert_rel(out, t_out, 1e-10, "forward")
-    assert_rel(d_pred, t_grad, 1e-10, "gradient", floor=grad_floor(d_loss))
+    check_reduced_loss_matches_torch(
+        dfl_forward, dfl_backward, torch_dfl, inputs,
+        seed, reduction, use_weight, avg, avg_as_tensor, grad_floor,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- finite differences

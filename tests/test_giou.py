@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import assert_rel, check_reduced_loss_matches_torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from strategies import box_pairs, boxes, finite_floats
@@ -14,8 +15,6 @@ from reference import (
     bbox_overlaps,
     giou_loss_backward,
     giou_loss_forward,
-    weight_reduce_backward,
-    weight_reduce_forward,
 )
 from reference.gradcheck import check_backward, rel_error
 from torch_impl import bbox_overlaps as t_bbox_overlaps
@@ -23,11 +22,6 @@ from torch_impl import giou_loss
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 seeds = st.integers(0, 2**32 - 1)
-
-
-def assert_rel(a, b, tol: float, what: str = "", floor: float = 1e-12) -> None:
-    err = rel_error(np.asarray(a), np.asarray(b), floor=floor)
-    assert err <= tol, f"{what}: rel_error {err:.3g} > {tol:g}"
 
 
 def area(b: np.ndarray) -> np.ndarray:
@@ -105,23 +99,10 @@ def test_giou_numpy_matches_torch_float64_per_pair(pairs, seed):
 def test_giou_reduced_matches_reference_composed_with_weight_reduce(
     pairs, seed, reduction, use_weight, avg, avg_as_tensor
 ):
-    pred, target = pairs
-    if reduction == "sum":
-        avg = None
-    rng = np.random.default_rng(seed)
-    weight = rng.uniform(0.0, 2.0, size=pred.shape[0]) if use_weight else None
-    loss, g_cache = giou_loss_forward(pred, target)
-    out, r_cache = weight_reduce_forward(loss, weight, reduction, avg)
-    d_out = rng.normal(size=out.shape)
-    d_loss = weight_reduce_backward(d_out, r_cache)
-    d_pred = giou_loss_backward(d_loss, g_cache)
-    t_avg = torch.tensor(avg, dtype=torch.float64) if (avg is not None and avg_as_tensor) else avg
-    t_weight = None if weight is None else torch.from_numpy(weight)
-    t_out, t_grad = torch_giou(pred, target, d_out, weight=t_weight, reduction=reduction,
-                               avg_factor=t_avg)
-    assert t_out.shape == out.shape
-    assert_rel(out, t_out, 1e-10, "forward")
-    assert_rel(d_pred, t_grad, 1e-10, "gradient", floor=grad_floor(d_loss))
+    check_reduced_loss_matches_torch(
+        giou_loss_forward, giou_loss_backward, torch_giou, pairs,
+        seed, reduction, use_weight, avg, avg_as_tensor, grad_floor,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- finite differences

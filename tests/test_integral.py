@@ -6,22 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import assert_rel
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from strategies import WIDE_LOGIT, finite_floats, integral_inputs
 
 from reference import integral_backward, integral_forward
-from reference.gradcheck import check_backward, rel_error
+from reference.gradcheck import check_backward
 from torch_impl import Integral, integral
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 HALF_TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 seeds = st.integers(0, 2**32 - 1)
-
-
-def assert_rel(a, b, tol: float, what: str = "", floor: float = 1e-12) -> None:
-    err = rel_error(np.asarray(a), np.asarray(b), floor=floor)
-    assert err <= tol, f"{what}: rel_error {err:.3g} > {tol:g}"
 
 
 def grad_floor(g) -> float:

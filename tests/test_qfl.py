@@ -6,21 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import assert_rel, check_reduced_loss_matches_torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from strategies import WIDE_LOGIT, finite_floats, logits, qfl_betas, qfl_inputs, wide_qfl_inputs
 
 from reference import qfl_backward, qfl_forward, weight_reduce_backward, weight_reduce_forward
-from reference.gradcheck import check_backward, rel_error
+from reference.gradcheck import check_backward
 from torch_impl import quality_focal_loss
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 seeds = st.integers(0, 2**32 - 1)
-
-
-def assert_rel(a, b, tol: float, what: str = "") -> None:
-    err = rel_error(np.asarray(a), np.asarray(b))
-    assert err <= tol, f"{what}: rel_error {err:.3g} > {tol:g}"
 
 
 def soft_target(label: np.ndarray, score: np.ndarray, c: int) -> np.ndarray:
@@ -89,25 +85,10 @@ def test_qfl_numpy_matches_torch_float64_per_anchor(inputs, beta, seed):
 def test_qfl_reduced_matches_reference_composed_with_weight_reduce(
     inputs, beta, seed, reduction, use_weight, avg, avg_as_tensor
 ):
-    pred, label, score = inputs
-    if reduction == "sum":
-        avg = None
-    rng = np.random.default_rng(seed)
-    n = pred.shape[0]
-    weight = rng.uniform(0.0, 2.0, size=n) if use_weight else None
-    loss, q_cache = qfl_forward(pred, label, score, beta=beta)
-    out, r_cache = weight_reduce_forward(loss, weight, reduction, avg)
-    d_out = rng.normal(size=out.shape)
-    d_pred = qfl_backward(weight_reduce_backward(d_out, r_cache), q_cache)
-    t_avg = torch.tensor(avg, dtype=torch.float64) if (avg is not None and avg_as_tensor) else avg
-    t_weight = None if weight is None else torch.from_numpy(weight)
-    t_out, t_grad = torch_qfl(
-        pred, label, score, d_out, weight=t_weight, beta=beta, reduction=reduction,
-        avg_factor=t_avg,
-    )
-    assert t_out.shape == out.shape
-    assert_rel(out, t_out, 1e-10, "forward")
-    assert_rel(d_pred, t_grad, 1e-10, "gradient")
+    check_reduced_loss_matches_torch(
+        qfl_forward, qfl_backward, torch_qfl, inputs,
+        seed, reduction, use_weight, avg, avg_as_tensor, beta=beta,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- finite differences

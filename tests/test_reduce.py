@@ -6,21 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import assert_rel
 from hypothesis import example, given
 from hypothesis import strategies as st
 from strategies import reduce_inputs
 
 from reference import weight_reduce_backward, weight_reduce_forward
-from reference.gradcheck import check_backward, rel_error
+from reference.gradcheck import check_backward
 from torch_impl import weight_reduce_loss
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 seeds = st.integers(0, 2**32 - 1)
-
-
-def assert_rel(a, b, tol: float, what: str = "") -> None:
-    err = rel_error(np.asarray(a), np.asarray(b))
-    assert err <= tol, f"{what}: rel_error {err:.3g} > {tol:g}"
 
 
 EMPTY = (np.zeros(0), None, "mean", None)
