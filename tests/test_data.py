@@ -18,6 +18,7 @@ from torch_impl.data import (
     export_coco,
     hflip,
     letterbox,
+    sample_annotations,
 )
 
 # --------------------------------------------------------------------------- synthetic
@@ -124,6 +125,19 @@ def coco_dir(tmp_path: Path):
     ds = SyntheticDetection(4, 64, seed=5)
     path = export_coco(ds, tmp_path, CLASS_NAMES)
     return ds, path, tmp_path / "images"
+
+
+def test_sample_annotations_are_coco_records_in_original_pixels():
+    s = SyntheticDetection(1, 64, 0, "val")[0]
+    halved = s._replace(boxes=s.boxes * 2, meta={**s.meta, "scale_factor": (2.0,) * 4})
+    cat_ids = [10, 20, 30, 40, 50, 60]
+    recs = sample_annotations(halved, cat_ids, first_id=7)
+    assert [r["id"] for r in recs] == list(range(7, 7 + len(s.boxes)))
+    for r, box, label, area in zip(recs, s.boxes, s.labels, s.areas):
+        x1, y1, x2, y2 = box.tolist()
+        assert r["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1])
+        assert r["category_id"] == cat_ids[label] and r["image_id"] == s.image_id
+        assert r["area"] == pytest.approx(float(area)) and r["iscrowd"] == 0
 
 
 def test_export_and_load_round_trip(coco_dir):

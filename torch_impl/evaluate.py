@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.coco import sample_annotations
 from .data.transforms import collate
 
 __all__ = ["METRIC_NAMES", "coco_evaluate", "evaluate_model", "run_inference"]
@@ -100,19 +101,7 @@ def run_inference(
                 if gt_from_file is None:
                     oh, ow = s.meta.get("ori_shape", s.meta["img_shape"])
                     images.append({"id": int(s.image_id), "width": int(ow), "height": int(oh)})
-                    scale = np.asarray(s.meta.get("scale_factor", (1.0,) * 4), np.float32)
-                    for box, label, area in zip(s.boxes / scale, s.labels, s.areas):
-                        x1, y1, x2, y2 = (float(v) for v in box)
-                        anns.append(
-                            {
-                                "id": len(anns) + 1,
-                                "image_id": int(s.image_id),
-                                "category_id": int(cat_ids[int(label)]),
-                                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                                "area": float(area),
-                                "iscrowd": 0,
-                            }
-                        )
+                    anns += sample_annotations(s, cat_ids, first_id=len(anns) + 1)
             if bar is not None:
                 bar.update(len(samples))
     if bar is not None:

@@ -1,6 +1,6 @@
 """Detection data: the synthetic set, the COCO loader/exporter, transforms and collate."""
 
-from .coco import CocoDetection, DataWarning, export_coco, load_image
+from .coco import CocoDetection, DataWarning, export_coco, load_image, sample_annotations
 from .synthetic import CLASS_NAMES, Sample, SyntheticDetection, render_image
 from .transforms import Batch, collate, hflip, letterbox
 
@@ -17,4 +17,5 @@ __all__ = [
     "letterbox",
     "load_image",
     "render_image",
+    "sample_annotations",
 ]

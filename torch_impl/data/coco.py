@@ -32,7 +32,7 @@ from reference.validation import check_scalar
 from .synthetic import Sample
 from .transforms import letterbox
 
-__all__ = ["CocoDetection", "DataWarning", "export_coco", "load_image"]
+__all__ = ["CocoDetection", "DataWarning", "export_coco", "load_image", "sample_annotations"]
 
 
 class DataWarning(UserWarning):
@@ -288,6 +288,40 @@ class CocoDetection:
         return json.loads(json.dumps(self._coco))
 
 
+def sample_annotations(sample: Sample, cat_ids: Sequence[int], first_id: int = 1) -> list[dict]:
+    """A sample's objects as COCO ``annotations`` records, in original-image pixels.
+
+    Parameters
+    ----------
+    sample : Sample
+    cat_ids : sequence of int
+        The COCO category id of each class index (``cat_ids[label]``).
+    first_id : int
+        The annotation id of the first record; the others follow.
+
+    Returns
+    -------
+    list of dict
+        ``id``, ``image_id``, ``category_id``, ``bbox [x, y, w, h]`` (boxes divided by
+        the sample's ``scale_factor``), ``area`` and ``iscrowd`` 0.
+    """
+    scale = np.asarray(sample.meta.get("scale_factor", (1.0,) * 4), np.float32)
+    records = []
+    for box, label, area in zip(sample.boxes / scale, sample.labels, sample.areas):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        records.append(
+            {
+                "id": first_id + len(records),
+                "image_id": int(sample.image_id),
+                "category_id": int(cat_ids[int(label)]),
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "area": float(area),
+                "iscrowd": 0,
+            }
+        )
+    return records
+
+
 def export_coco(
     dataset: Sequence[Sample],
     out_dir: str | os.PathLike,
@@ -316,6 +350,7 @@ def export_coco(
 
     out = Path(out_dir)
     (out / image_subdir).mkdir(parents=True, exist_ok=True)
+    cat_ids = list(range(1, len(class_names) + 1))
     images, anns = [], []
     for i in range(len(dataset)):
         s = dataset[i]
@@ -329,23 +364,11 @@ def export_coco(
         images.append(
             {"id": int(s.image_id), "file_name": name, "width": int(ow), "height": int(oh)}
         )
-        scale = np.asarray(s.meta.get("scale_factor", (1.0,) * 4), np.float32)
-        for box, label, area in zip(s.boxes / scale, s.labels, s.areas):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": int(s.image_id),
-                    "category_id": int(label) + 1,
-                    "bbox": [x1, y1, x2 - x1, y2 - y1],
-                    "area": float(area),
-                    "iscrowd": 0,
-                }
-            )
+        anns += sample_annotations(s, cat_ids, first_id=len(anns) + 1)
     data = {
         "images": images,
         "annotations": anns,
-        "categories": [{"id": k + 1, "name": n} for k, n in enumerate(class_names)],
+        "categories": [{"id": c, "name": n} for c, n in zip(cat_ids, class_names)],
     }
     path = out / json_name
     tmp = path.with_suffix(".tmp")
