@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .validation import as_float, check_scalar
+from .validation import as_float, check_hw, check_scalar
+
+__all__ = ["grid_anchors", "valid_flags", "anchor_centers"]
 
 DEFAULT_STRIDES = (8, 16, 32, 64, 128)
 
@@ -50,17 +52,6 @@ def check_levels(
             f"got {len(sizes)}"
         )
     return sizes, strides_l  # type: ignore[return-value]
-
-
-def check_pad_shape(pad_shape: object) -> tuple[float, float]:
-    """Validate ``pad_shape = (h, w)`` (non-negative numbers). Shared with :mod:`torch_impl`."""
-    try:
-        h, w = (float(v) for v in pad_shape)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ValueError(f"pad_shape must be (h, w), got {pad_shape!r}") from None
-    if not (h >= 0 and w >= 0 and math.isfinite(h) and math.isfinite(w)):
-        raise ValueError(f"pad_shape must be (h, w) with finite h, w >= 0, got {pad_shape!r}")
-    return h, w
 
 
 def valid_size(pad: float, stride: int, size: int) -> int:
@@ -140,7 +131,7 @@ def valid_flags(
     :math:`i < \min(\lceil h/s \rceil, H)` and :math:`j < \min(\lceil w/s \rceil, W)`.
     """
     sizes, strides_l = check_levels(featmap_sizes, strides)
-    pad_h, pad_w = check_pad_shape(pad_shape)
+    pad_h, pad_w = check_hw(pad_shape, "pad_shape")
     out = []
     for (h, w), s in zip(sizes, strides_l):
         rows = np.arange(h) < valid_size(pad_h, s, h)  # (H,)

@@ -18,6 +18,8 @@ import numpy as np
 from .boxes import bbox_overlaps
 from .validation import as_float, as_int, check_scalar
 
+__all__ = ["AssignResult", "nearest_k", "atss_assign"]
+
 INSIDE_EPS = 0.01
 
 

@@ -11,7 +11,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .validation import as_float, check_choice, check_scalar
+from .validation import as_float, check_choice, check_hw, check_scalar
+
+__all__ = [
+    "bbox_overlaps",
+    "bbox2distance",
+    "Distance2BBoxCache",
+    "distance2bbox_forward",
+    "distance2bbox_backward",
+]
 
 OVERLAP_MODES = ("iou", "giou", "iof")
 
@@ -146,16 +154,6 @@ class Distance2BBoxCache(NamedTuple):
     pass_mask: np.ndarray  # (M, 4) bool: 1 where the clamp let the gradient through
 
 
-def _check_max_shape(max_shape: object) -> tuple[float, float]:
-    try:
-        h, w = (float(v) for v in max_shape)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ValueError(f"max_shape must be (h, w), got {max_shape!r}") from None
-    if not (h >= 0 and w >= 0):
-        raise ValueError(f"max_shape must be (h, w) with h, w >= 0, got {max_shape!r}")
-    return h, w
-
-
 def distance2bbox_forward(
     points: np.ndarray,
     distance: np.ndarray,
@@ -199,7 +197,7 @@ def distance2bbox_forward(
     )  # (M, 4)
     pass_mask = np.ones(boxes.shape, dtype=bool)
     if max_shape is not None:
-        h, w = _check_max_shape(max_shape)
+        h, w = check_hw(max_shape, "max_shape", finite=False)
         upper = np.array([w, h, w, h])
         pass_mask = (boxes >= 0.0) & (boxes <= upper)
         boxes = np.clip(boxes, 0.0, upper)

@@ -1,8 +1,11 @@
-"""The one configuration of the GFL head, shared by :mod:`reference` and :mod:`torch_impl`."""
+"""Shared by both packages: the one configuration of the GFL head
+(:mod:`torch_impl` re-exports :class:`GFLConfig`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+__all__ = ["GFLConfig"]
 
 
 @dataclass(frozen=True)

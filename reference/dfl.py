@@ -9,6 +9,8 @@ import numpy as np
 from .numerics import log_softmax
 from .validation import as_float
 
+__all__ = ["DFLCache", "dfl_forward", "dfl_backward"]
+
 
 class DFLCache(NamedTuple):
     prob: np.ndarray  # (M, n+1) softmax of the logits

@@ -8,6 +8,8 @@ import numpy as np
 
 from .validation import as_float, check_scalar
 
+__all__ = ["GIoUCache", "giou_loss_forward", "giou_loss_backward"]
+
 
 def _max_weight(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Share of the gradient of ``maximum(a, b)`` that goes to ``a`` (1, 0 or ½ at a tie)."""

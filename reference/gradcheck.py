@@ -1,4 +1,5 @@
-r"""Finite-difference checks of hand-written backward functions.
+r"""NumPy only: finite-difference checks of hand-written backward functions
+(torch_impl has autograd, and ``torch.autograd.gradcheck``).
 
 The check is the one of the CS231n assignments: perturb each input entry by
 :math:`\pm h`, take the central difference of
@@ -24,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+__all__ = ["numerical_vjp", "rel_error", "check_backward"]
 
 
 def numerical_vjp(

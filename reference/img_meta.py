@@ -1,5 +1,5 @@
-"""Parsing of ``img_metas``: one dict per image with ``img_shape``, optional
-``pad_shape`` and optional ``scale_factor`` (shared by reference and torch_impl)."""
+"""Shared by both packages: parsing of ``img_metas``, one dict per image with
+``img_shape``, optional ``pad_shape`` and optional ``scale_factor``."""
 
 from __future__ import annotations
 
@@ -8,26 +8,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .validation import check_hw
+
+__all__ = ["ImgMeta", "parse_img_metas"]
+
 
 class ImgMeta(NamedTuple):
     img_shape: tuple[int, int]  # (h, w) of the image inside the padded batch
     pad_shape: tuple[int, int]  # (h, w) after padding; anchors beyond it are invalid
     scale_factor: np.ndarray  # (4,) float64, (w, h, w, h) as in mmdetection
-
-
-def _hw(value: object, name: str) -> tuple[int, int]:
-    try:
-        seq = list(value)  # type: ignore[call-overload]
-        if len(seq) < 2:
-            raise TypeError
-        h, w = float(seq[0]), float(seq[1])
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be (h, w) (extra entries such as channels are ignored), got {value!r}"
-        ) from None
-    if not (h > 0 and w > 0 and h.is_integer() and w.is_integer()):
-        raise ValueError(f"{name} must hold positive integer (h, w), got {value!r}")
-    return int(h), int(w)
 
 
 def parse_img_metas(img_metas: Sequence[dict], batch: int | None = None) -> list[ImgMeta]:
@@ -56,8 +45,15 @@ def parse_img_metas(img_metas: Sequence[dict], batch: int | None = None) -> list
     for i, meta in enumerate(img_metas):
         if not isinstance(meta, dict) or "img_shape" not in meta:
             raise ValueError(f"img_metas[{i}] must be a dict with 'img_shape', got {meta!r}")
-        img_shape = _hw(meta["img_shape"], f"img_metas[{i}]['img_shape']")
-        pad_shape = _hw(meta.get("pad_shape", img_shape), f"img_metas[{i}]['pad_shape']")
+        img_shape = check_hw(
+            meta["img_shape"], f"img_metas[{i}]['img_shape']", positive_int=True, extra_ok=True
+        )
+        pad_shape = check_hw(
+            meta.get("pad_shape", img_shape),
+            f"img_metas[{i}]['pad_shape']",
+            positive_int=True,
+            extra_ok=True,
+        )
         sf = np.asarray(meta.get("scale_factor", 1.0), dtype=np.float64).reshape(-1)
         if sf.size == 1:
             sf = np.repeat(sf, 4)

@@ -9,6 +9,8 @@ import numpy as np
 from .numerics import softmax
 from .validation import as_float, check_scalar
 
+__all__ = ["IntegralCache", "integral_forward", "integral_backward"]
+
 
 class IntegralCache(NamedTuple):
     prob: np.ndarray  # (N, 4, n+1) softmax of each side

@@ -1,5 +1,5 @@
-r"""Numerically stable building blocks: sigmoid, log-sigmoid, BCE from logits,
-softmax and max-shifted log-softmax.
+r"""NumPy only: numerically stable building blocks — sigmoid, log-sigmoid, BCE from
+logits, softmax and max-shifted log-softmax (torch has them built in).
 
 Nothing here ever takes ``log(p + eps)``: every logarithm is taken of a
 quantity that cannot underflow to zero.
@@ -8,6 +8,8 @@ quantity that cannot underflow to zero.
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = ["sigmoid", "softplus", "log_sigmoid", "bce_with_logits", "log_softmax", "softmax"]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

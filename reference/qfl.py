@@ -9,6 +9,8 @@ import numpy as np
 from .numerics import bce_with_logits, sigmoid, softplus
 from .validation import as_float, as_int, check_scalar
 
+__all__ = ["QFLCache", "qfl_forward", "qfl_backward"]
+
 
 class QFLCache(NamedTuple):
     sig: np.ndarray  # (N, C) sigmoid(pred)

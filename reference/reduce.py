@@ -8,6 +8,8 @@ import numpy as np
 
 from .validation import as_float, check_choice, check_scalar
 
+__all__ = ["ReduceCache", "weight_reduce_forward", "weight_reduce_backward"]
+
 REDUCTIONS = ("none", "mean", "sum")
 
 

@@ -1,4 +1,5 @@
-"""Input checks shared by every public function of :mod:`reference`.
+"""Input checks of every public function of :mod:`reference`; the scalar, size and
+shape checks are shared with :mod:`torch_impl.validation`, its twin for tensors.
 
 Each check raises a :class:`ValueError` that names the argument, what was
 expected and what was given, e.g.
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+__all__ = ["check_shape", "as_float", "as_int", "check_scalar", "check_hw", "check_choice"]
 
 Dim = int | str | None
 
@@ -102,21 +105,6 @@ def as_int(
     return arr.astype(np.int64, copy=False)
 
 
-def as_bool(
-    x: object,
-    name: str,
-    spec: Sequence[Dim] | None = None,
-    dims: dict[str, int] | None = None,
-) -> np.ndarray:
-    """Return ``x`` as a bool array; rejects every other dtype."""
-    arr = np.asarray(x)
-    if arr.dtype != bool:
-        raise ValueError(f"{name} must be a bool array, got dtype {arr.dtype}")
-    if spec is not None:
-        check_shape(arr.shape, name, spec, dims)
-    return arr
-
-
 def check_scalar(
     value: object,
     name: str,
@@ -141,6 +129,40 @@ def check_scalar(
     if high is not None and v > high:
         raise ValueError(f"{name} must be <= {high:g}, got {value!r}")
     return int(v) if integer else v
+
+
+def check_hw(
+    value: object,
+    name: str,
+    *,
+    positive_int: bool = False,
+    extra_ok: bool = False,
+    finite: bool = True,
+) -> tuple[float, float]:
+    """Check a size ``(h, w)`` and return it: the one (h, w) parser of both packages.
+
+    By default ``h`` and ``w`` are finite numbers ``>= 0`` (``max_shape``,
+    ``pad_shape``). ``positive_int`` requires positive integers and returns ints
+    (``img_metas``' shapes); ``extra_ok`` ignores entries after the first two
+    (``(h, w, channels)`` as mmdetection stores them); ``finite=False`` lets
+    ``inf`` through (``max_shape``, where it means no clamp).
+    """
+    what = "(h, w) (extra entries such as channels are ignored)" if extra_ok else "(h, w)"
+    try:
+        seq = list(value)  # type: ignore[call-overload]
+        if len(seq) < 2 or (len(seq) > 2 and not extra_ok):
+            raise TypeError
+        h, w = float(seq[0]), float(seq[1])
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {what}, got {value!r}") from None
+    if positive_int:
+        if not (h > 0 and w > 0 and h.is_integer() and w.is_integer()):
+            raise ValueError(f"{name} must hold positive integer (h, w), got {value!r}")
+        return int(h), int(w)
+    if not (h >= 0 and w >= 0 and (not finite or (np.isfinite(h) and np.isfinite(w)))):
+        cond = "finite h, w >= 0" if finite else "h, w >= 0"
+        raise ValueError(f"{name} must be (h, w) with {cond}, got {value!r}")
+    return h, w
 
 
 def check_choice(value: object, name: str, choices: Sequence[str]) -> str:

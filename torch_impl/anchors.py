@@ -1,4 +1,4 @@
-r"""GFL anchors in PyTorch (see :mod:`reference.anchors` for the geometry)."""
+r"""GFL anchors in PyTorch (the twin of :mod:`reference.anchors`, which has the geometry)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from collections.abc import Sequence
 
 import torch
 
-from reference.anchors import DEFAULT_STRIDES, check_levels, check_pad_shape, valid_size
+from reference.anchors import DEFAULT_STRIDES, check_levels, valid_size
 
-from .validation import check_scalar, check_tensor
+from .validation import check_hw, check_scalar, check_tensor
+
+__all__ = ["grid_anchors", "valid_flags", "anchor_centers"]
 
 
 def grid_anchors(
@@ -73,7 +75,7 @@ def valid_flags(
         :math:`j < \min(\lceil w/s \rceil, W)`.
     """
     sizes, strides_l = check_levels(featmap_sizes, strides)
-    pad_h, pad_w = check_pad_shape(pad_shape)
+    pad_h, pad_w = check_hw(pad_shape, "pad_shape")
     out = []
     for (h, w), s in zip(sizes, strides_l):
         rows = torch.arange(h, device=device) < valid_size(pad_h, s, h)  # (H,)

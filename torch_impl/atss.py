@@ -1,6 +1,6 @@
 r"""ATSS assignment in PyTorch, per image and for a whole batch at once.
 
-Semantics are those of :func:`reference.atss_assign`. The batched version
+The twin of :mod:`reference.atss` (semantics there). The batched version
 pads the gts to the batch's largest count and works with masks only: no loop
 over images or gts, no host-device sync (no ``.item()``, ``nonzero()`` or
 boolean-mask indexing); only the levels are a Python loop.
@@ -21,7 +21,9 @@ import torch
 from reference.atss import INSIDE_EPS, check_num_level_anchors
 
 from .boxes import _overlaps
-from .validation import check_scalar, check_tensor
+from .validation import check_scalar, check_tensor, work_dtype
+
+__all__ = ["AssignResult", "nearest_k", "atss_assign", "atss_assign_batched"]
 
 
 class AssignResult(NamedTuple):
@@ -43,14 +45,6 @@ class AssignResult(NamedTuple):
     gt_inds: torch.Tensor
     max_overlaps: torch.Tensor
     labels: torch.Tensor | None
-
-
-def _work_dtype(*dtypes: torch.dtype) -> torch.dtype:
-    """The common dtype, at least float32."""
-    dt = dtypes[0]
-    for other in dtypes[1:]:
-        dt = torch.promote_types(dt, other)
-    return torch.float32 if dt in (torch.float16, torch.bfloat16) else dt
 
 
 def _level_counts(num_level_anchors: object, num_anchors: int) -> list[int]:
@@ -290,7 +284,7 @@ def atss_assign(
     topk = check_scalar(topk, "topk", low=1, integer=True)
     ignore_iof_thr = check_scalar(ignore_iof_thr, "ignore_iof_thr")
 
-    work = _work_dtype(anchors.dtype, gt_bboxes.dtype)
+    work = work_dtype(anchors.dtype, gt_bboxes.dtype)
     a = anchors.to(work)
     ignored = None
     if (
@@ -377,7 +371,7 @@ def atss_assign_batched(
     counts = _level_counts(num_level_anchors, anchors.shape[0])
     topk = check_scalar(topk, "topk", low=1, integer=True)
 
-    work = _work_dtype(anchors.dtype, gt_bboxes.dtype)
+    work = work_dtype(anchors.dtype, gt_bboxes.dtype)
     gt_inds, max_overlaps, labels = _assign(
         anchors.to(work), counts, gt_bboxes.to(work), gt_labels, gt_valid, anchor_valid, topk
     )

@@ -1,6 +1,6 @@
 r"""Box geometry in PyTorch: overlaps and the box <-> distance maps.
 
-Semantics and formulas are those of :mod:`reference.boxes`; these versions
+The twin of :mod:`reference.boxes` (semantics and formulas there); these versions
 keep the input's dtype and device and are differentiable by autograd.
 """
 
@@ -10,7 +10,9 @@ import torch
 
 from reference.boxes import OVERLAP_MODES
 
-from .validation import check_choice, check_scalar, check_tensor
+from .validation import check_choice, check_hw, check_scalar, check_tensor
+
+__all__ = ["bbox_overlaps", "bbox2distance", "distance2bbox"]
 
 
 def bbox_overlaps(
@@ -145,9 +147,7 @@ def distance2bbox(
     check_tensor(distance, "distance", ("M", 4), dims)
     boxes = _decode(points, distance)
     if max_shape is not None:
-        from reference.boxes import _check_max_shape
-
-        h, w = _check_max_shape(max_shape)
+        h, w = check_hw(max_shape, "max_shape", finite=False)
         boxes = _clamp_boxes(boxes, h, w)
     return boxes
 

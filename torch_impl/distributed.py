@@ -1,9 +1,12 @@
-"""The one collective the head needs: mmdetection's ``reduce_mean``."""
+"""torch only: the one collective the head needs, mmdetection's ``reduce_mean``
+(the NumPy reference runs in one process)."""
 
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+
+__all__ = ["is_distributed", "reduce_mean"]
 
 
 def is_distributed() -> bool:

@@ -1,4 +1,5 @@
-r"""Non-maximum suppression in pure PyTorch (see :mod:`reference.nms` for the contract).
+r"""Non-maximum suppression in pure PyTorch (the twin of :mod:`reference.nms`, which
+states the contract).
 
 Greedy NMS by descending score (stable: ties keep the lower index first); a
 box is suppressed iff its IoU with a kept box is strictly greater than the
@@ -23,15 +24,13 @@ import torch
 
 from reference.nms import check_iou_threshold
 
-from .validation import check_scalar, check_tensor
+from .validation import check_scalar, check_tensor, work_dtype
+
+__all__ = ["nms", "batched_nms", "multiclass_nms"]
 
 CPU_BLOCK = 512
 CUDA_BLOCK = 4096
 MAX_SHARED_BOXES = 8192
-
-
-def _work_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _block_size(device: torch.device) -> int:
@@ -190,7 +189,7 @@ def _nms(
         order_g = order[by_group]  # (N,) position -> index
     else:
         by_group, order_g = None, order
-    b = boxes[order_g].to(_work_dtype(boxes.dtype))  # (N, 4)
+    b = boxes[order_g].to(work_dtype(boxes.dtype))  # (N, 4)
     if box_sup is not None:
         box_sup = (box_sup[0], box_sup[1][order_g])
     keep = _sorted_keep(b, None if groups is None else groups[order_g], thr, box_sup)  # (N,)
@@ -330,7 +329,7 @@ def multiclass_nms(
         if shared:
             used, box_id = torch.unique(box_of[sel], return_inverse=True)  # (U,), (p,)
             if used.shape[0] <= MAX_SHARED_BOXES:  # IoUs of the U boxes once, for every class
-                ub = multi_bboxes[used].to(_work_dtype(multi_bboxes.dtype))  # (U, 4)
+                ub = multi_bboxes[used].to(work_dtype(multi_bboxes.dtype))  # (U, 4)
                 thr_t = torch.tensor(thr, dtype=ub.dtype, device=ub.device)
                 box_sup = (iou_matrix(ub, ub) > thr_t, box_id)  # (U, U), (p,)
         return sel[_nms(cand_boxes[sel], cand_scores[sel], cls_of[sel], thr, box_sup)]

@@ -1,4 +1,5 @@
-"""Shape and dtype checks for :mod:`torch_impl`.
+"""Shape and dtype checks for :mod:`torch_impl` (the twin of :mod:`reference.validation`,
+whose scalar, size and shape checks it re-uses).
 
 They look only at metadata (``shape``, ``dtype``), never at values: reading a
 value of a CUDA tensor would force a host-device sync on the training path.
@@ -12,9 +13,16 @@ from collections.abc import Sequence
 
 import torch
 
-from reference.validation import check_choice, check_scalar, check_shape
+from reference.validation import check_choice, check_hw, check_scalar, check_shape
 
-__all__ = ["check_choice", "check_scalar", "check_shape", "check_tensor", "loss_dtype"]
+__all__ = [
+    "check_choice",
+    "check_hw",
+    "check_scalar",
+    "check_shape",
+    "check_tensor",
+    "work_dtype",
+]
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -49,6 +57,14 @@ def check_tensor(
     return x
 
 
-def loss_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype a loss is computed in: float32 at least (float64 stays float64)."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+def work_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype to compute in: the inputs' common dtype, at least float32.
+
+    float16 and bfloat16 work in float32 (losses, box areas, IoU thresholds);
+    float32 stays float32 and float64 stays float64. The one rule for every
+    function of :mod:`torch_impl` that widens half-precision inputs.
+    """
+    dt = dtypes[0]
+    for other in dtypes[1:]:
+        dt = torch.promote_types(dt, other)
+    return torch.float32 if dt in (torch.float16, torch.bfloat16) else dt

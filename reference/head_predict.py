@@ -1,4 +1,8 @@
-r"""Inference of the GFL head in NumPy: scores and boxes → detections."""
+r"""Inference of the GFL head in NumPy: scores and boxes → detections.
+
+The last of the head's three steps (:mod:`reference.head_targets` →
+:mod:`reference.head_loss` → here); the twin of :mod:`torch_impl.head_predict`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,14 @@ import numpy as np
 from .anchors import anchor_centers, grid_anchors
 from .boxes import distance2bbox_forward
 from .config import GFLConfig
-from .head import check_level_maps
 from .img_meta import parse_img_metas
 from .integral import integral_forward
+from .levels import check_level_maps
 from .nms import multiclass_nms
 from .numerics import sigmoid
 from .validation import as_float
+
+__all__ = ["gfl_predict"]
 
 
 def top_indices(values: np.ndarray, k: int) -> np.ndarray:
