@@ -5,6 +5,8 @@ ratios=[1.0], center_offset=0``) puts, on a level of stride :math:`s`, the
 square of side :math:`8s` centred at the cell's corner :math:`(j s, i s)`.
 Levels are flattened row-major over ``(y, x)`` (y outer), as
 ``permute(0, 2, 3, 1)`` flattens an NCHW map.
+
+Its PyTorch twin is :mod:`torch_impl.anchors`.
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ def grid_anchors(
         Level ``l``'s anchors ``(x1, y1, x2, y2)``, float64, row-major over
         ``(i, j)`` (i = row, outer).
 
+    See Also
+    --------
+    torch_impl.grid_anchors : the PyTorch twin.
+
     Notes
     -----
     With :math:`s` the stride and :math:`h = \tfrac{1}{2}\,\mathrm{octave\_base\_scale}\cdot s`,
@@ -125,6 +131,10 @@ def valid_flags(
         True for the anchors of the first :math:`\min(\lceil h/s \rceil, H)`
         rows and :math:`\min(\lceil w/s \rceil, W)` columns.
 
+    See Also
+    --------
+    torch_impl.valid_flags : the PyTorch twin.
+
     Notes
     -----
     A cell :math:`(i, j)` of a level of stride :math:`s` is valid iff
@@ -151,6 +161,10 @@ def anchor_centers(anchors: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (A, 2)
         :math:`((x_1 + x_2)/2, (y_1 + y_2)/2)`, float64.
+
+    See Also
+    --------
+    torch_impl.anchors.anchor_centers : the PyTorch twin.
     """
     a = as_float(anchors, "anchors", (None, 4))
     return np.stack([(a[:, 0] + a[:, 2]) / 2.0, (a[:, 1] + a[:, 3]) / 2.0], axis=1)  # (A, 2)

@@ -6,6 +6,8 @@ is the mean plus the (unbiased) standard deviation of its candidates' IoUs; a
 candidate is positive iff its IoU reaches the threshold and its centre lies
 inside the gt by more than 0.01 px on every side. An anchor positive for
 several gts goes to the one with the highest IoU (lowest index on a tie).
+
+Its PyTorch twin is :mod:`torch_impl.atss`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class AssignResult(NamedTuple):
     labels : ndarray, shape (A,), int64, or None
         The assigned gt's label where positive, -1 elsewhere; None when no
         ``gt_labels`` were given.
+
+    See Also
+    --------
+    torch_impl.AssignResult : the PyTorch twin.
     """
 
     num_gts: int
@@ -75,6 +81,10 @@ def nearest_k(d2: np.ndarray, k: int) -> np.ndarray:
     -------
     ndarray, shape (G, k), int64
         The selected columns of each row, in increasing column order.
+
+    See Also
+    --------
+    torch_impl.atss.nearest_k : the PyTorch twin.
 
     Notes
     -----
@@ -198,6 +208,10 @@ def atss_assign(
     AssignResult
         ``num_gts = G``; ``gt_inds (A,)``, ``max_overlaps (A,)``, ``labels (A,)``
         (None without ``gt_labels``).
+
+    See Also
+    --------
+    torch_impl.atss_assign : the PyTorch twin.
 
     Notes
     -----

@@ -3,6 +3,8 @@ r"""Box geometry: IoU / GIoU / IoF overlaps, and the two box <-> distance maps.
 Boxes are ``(x1, y1, x2, y2)`` in pixels; points are ``(x, y)``. A distance
 row is ``(left, top, right, bottom)``: how far the box's sides lie from the
 point.
+
+Its PyTorch twin is :mod:`torch_impl.boxes`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ def bbox_overlaps(
     -------
     ndarray, shape (M, N), or (M,) when aligned
         The overlaps, float64. Empty inputs give empty outputs.
+
+    See Also
+    --------
+    torch_impl.bbox_overlaps : the PyTorch twin.
 
     Notes
     -----
@@ -126,6 +132,10 @@ def bbox2distance(
     ndarray, shape (M, 4)
         ``(x - x1, y - y1, x2 - x, y2 - y)``.
 
+    See Also
+    --------
+    torch_impl.bbox2distance : the PyTorch twin.
+
     Notes
     -----
     In the GFL head this is called on the level's grid (centres and boxes
@@ -175,6 +185,10 @@ def distance2bbox_forward(
     boxes : ndarray, shape (M, 4)
         ``(x - l, y - t, x + r, y + b)``, clamped when ``max_shape`` is given.
     cache : Distance2BBoxCache
+
+    See Also
+    --------
+    torch_impl.distance2bbox : the PyTorch twin, differentiated by autograd.
 
     Notes
     -----

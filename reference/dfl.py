@@ -1,4 +1,7 @@
-r"""Distribution Focal Loss: pull a side's distribution onto the two bins around its target."""
+r"""Distribution Focal Loss: pull a side's distribution onto the two bins around its target.
+
+Its PyTorch twin is :mod:`torch_impl.dfl`.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +43,10 @@ def dfl_forward(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, DFLCac
     ValueError
         If a label lies outside ``[0, n)`` (mmdetection raises an IndexError
         at ``n`` and silently extrapolates below 0).
+
+    See Also
+    --------
+    torch_impl.distribution_focal_loss : the PyTorch twin, differentiated by autograd.
 
     Notes
     -----

@@ -1,4 +1,7 @@
-r"""The GIoU loss of aligned box pairs, with its hand-derived gradient."""
+r"""The GIoU loss of aligned box pairs, with its hand-derived gradient.
+
+Its PyTorch twin is :mod:`torch_impl.giou`.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +64,10 @@ def giou_loss_forward(
     loss : ndarray, shape (M,)
         In :math:`[0, 2]`.
     cache : GIoUCache
+
+    See Also
+    --------
+    torch_impl.giou_loss : the PyTorch twin, differentiated by autograd.
 
     Notes
     -----

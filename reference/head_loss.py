@@ -132,6 +132,10 @@ def gfl_loss_forward(
         loss weights applied).
     cache : GFLLossCache
 
+    See Also
+    --------
+    torch_impl.gfl_loss : the PyTorch twin, differentiated by autograd.
+
     Notes
     -----
     With targets from :func:`gfl_targets`, on level :math:`\ell` of stride

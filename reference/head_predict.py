@@ -54,6 +54,10 @@ def gfl_predict(
         ``dets`` ``(K, 5)``: ``(x1, y1, x2, y2, score)``, by descending score;
         ``labels`` ``(K,)`` int64.
 
+    See Also
+    --------
+    torch_impl.gfl_predict : the PyTorch twin.
+
     Notes
     -----
     Per image and level of stride :math:`s`: scores :math:`\sigma(x)`,

@@ -78,6 +78,10 @@ def gfl_targets(
     -------
     GFLTargets
 
+    See Also
+    --------
+    torch_impl.gfl_targets : the PyTorch twin.
+
     Notes
     -----
     Per image, ATSS runs on the valid anchors only (``allowed_border=-1``:

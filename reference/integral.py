@@ -1,4 +1,7 @@
-r"""The Integral: a side's general distribution → its expected distance."""
+r"""The Integral: a side's general distribution → its expected distance.
+
+Its PyTorch twin is :mod:`torch_impl.integral`.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +37,10 @@ def integral_forward(pred: np.ndarray, reg_max: int = 16) -> tuple[np.ndarray, I
     out : ndarray, shape (N, 4)
         :math:`\hat y = \sum_{i=0}^{n} P(y_i)\, y_i` per side, in :math:`[0, n]`.
     cache : IntegralCache
+
+    See Also
+    --------
+    torch_impl.integral : the PyTorch twin, differentiated by autograd.
 
     Notes
     -----

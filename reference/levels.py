@@ -70,7 +70,12 @@ def check_level_shapes(
 
 
 def flatten_levels(maps: Sequence[np.ndarray], name: str, channels: int) -> np.ndarray:
-    """Concatenate per-level NCHW maps into ``(B, A, channels)`` (y outer, x inner)."""
+    """Concatenate per-level NCHW maps into ``(B, A, channels)`` (y outer, x inner).
+
+    See Also
+    --------
+    torch_impl.flatten_levels : the PyTorch twin.
+    """
     checked = [
         as_float(
             m,

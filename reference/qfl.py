@@ -1,4 +1,7 @@
-r"""Quality Focal Loss: a sigmoid classifier trained towards a soft IoU target."""
+r"""Quality Focal Loss: a sigmoid classifier trained towards a soft IoU target.
+
+Its PyTorch twin is :mod:`torch_impl.qfl`.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +54,10 @@ def qfl_forward(
     loss : ndarray, shape (N,)
         Per-anchor loss, summed over the C classes.
     cache : QFLCache
+
+    See Also
+    --------
+    torch_impl.quality_focal_loss : the PyTorch twin, differentiated by autograd.
 
     Notes
     -----

@@ -1,4 +1,7 @@
-r"""Element-wise weighting and reduction of a loss (mmdetection's ``weight_reduce_loss``)."""
+r"""Element-wise weighting and reduction of a loss (mmdetection's ``weight_reduce_loss``).
+
+Its PyTorch twin is :mod:`torch_impl.reduce`.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +45,10 @@ def weight_reduce_forward(
     -------
     out : ndarray, shape () or ``loss``'s shape (``"none"``)
     cache : ReduceCache
+
+    See Also
+    --------
+    torch_impl.weight_reduce_loss : the PyTorch twin, differentiated by autograd.
 
     Notes
     -----

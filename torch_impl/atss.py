@@ -74,6 +74,10 @@ def nearest_k(d2: torch.Tensor, k: int) -> torch.Tensor:
     Tensor, shape (B, G, k), int64
         The selected indices of each row (in no particular order).
 
+    See Also
+    --------
+    reference.atss.nearest_k : the NumPy twin.
+
     Notes
     -----
     ``topk`` breaks ties arbitrarily. With :math:`v` the :math:`k`-th smallest
