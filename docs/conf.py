@@ -7,8 +7,11 @@ At build time (``config-inited``) this file
 * copies ``notebooks/*.ipynb`` into ``docs/notebooks/`` (git-ignored), where
   MyST-NB executes and renders them;
 * writes one API page per public module of ``reference`` and ``torch_impl``
-  into ``docs/api/`` (git-ignored), so a new module is documented without
-  editing anything here;
+  into ``docs/api/`` (git-ignored; the detector application's modules into
+  ``docs/api/detector/``), so a new module is documented without editing
+  anything here;
+* renders the map of twins (``tools/mirror.py``) into
+  ``docs/_generated/mirror.md``, which ``api.md`` includes;
 * renders ``bench_results/bench.json`` (written by ``make bench``), if present,
   into ``docs/_generated/bench.md``, which ``benchmarks.md`` includes.
 
@@ -133,12 +136,17 @@ def public_modules(package: str) -> list[str]:
 
 
 def write_api_pages() -> None:
-    """One MyST page per public module: an ``automodule`` with its members."""
+    """One MyST page per public module: an ``automodule`` with its members.
+
+    The library's modules go to ``api/``; the detector application's
+    (``torch_impl.detector.*``) to ``api/detector/``, a section of its own.
+    """
     dest = DOCS / "api"
     wanted = set()
     for package in API_PACKAGES:
         for module in public_modules(package):
-            wanted.add(f"{module}.md")
+            sub = "detector/" if module.startswith("torch_impl.detector.") else ""
+            wanted.add(f"{sub}{module}.md")
             text = (
                 f"# `{module}`\n\n"
                 "```{eval-rst}\n"
@@ -146,10 +154,22 @@ def write_api_pages() -> None:
                 "   :members:\n"
                 "```\n"
             )
-            _write_if_changed(dest / f"{module}.md", text)
-    for old in dest.glob("*.md"):
-        if old.name not in wanted:
+            _write_if_changed(dest / f"{sub}{module}.md", text)
+    for old in list(dest.glob("*.md")) + list(dest.glob("detector/*.md")):
+        if str(old.relative_to(dest)) not in wanted:
             old.unlink()
+
+
+def write_mirror_page() -> None:
+    """``_generated/mirror.md``: the map of twins, built from the code by ``tools/mirror.py``."""
+    from tools.mirror import markdown_table, mirror_rows
+
+    def link(module: str) -> str:  # a twin's page is reference's; torch-only: torch_impl's
+        package = "reference" if (ROOT / "reference" / f"{module}.py").is_file() else "torch_impl"
+        return f"api/{package}.{module}.md"
+
+    linked = markdown_table(mirror_rows(), link)
+    _write_if_changed(DOCS / "_generated" / "mirror.md", linked)
 
 
 def _cell(value: object) -> str:
@@ -262,6 +282,7 @@ def _skip_namedtuple_fields(app, what, name, obj, skip, options):  # noqa: ARG00
 def _on_config_inited(app, config) -> None:  # noqa: ARG001
     sync_notebooks()
     write_api_pages()
+    write_mirror_page()
     write_bench_page()
 
 

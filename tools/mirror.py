@@ -18,6 +18,7 @@ import json
 import pkgutil
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -157,8 +158,11 @@ class NotebookIndex:
         return ""
 
 
-def markdown_table(rows: list[Row]) -> str:
-    """The map as a Markdown table (what ``docs/api.md`` includes)."""
+def markdown_table(rows: list[Row], link: Callable[[str], str] | None = None) -> str:
+    """The map as a Markdown table (what ``docs/api.md`` includes).
+
+    ``link(module)``, when given, is the URL that each module's name links to.
+    """
     lines = [
         "| reference | torch_impl | module | tests | notebook § section |",
         "|---|---|---|---|---|",
@@ -166,8 +170,9 @@ def markdown_table(rows: list[Row]) -> str:
     for r in rows:
         ref = f"`{r.reference}`" if r.reference else "—"
         tor = f"`{r.torch}`" if r.torch else "— (autograd)"
+        module = f"[`{r.module}`]({link(r.module)})" if link else f"`{r.module}`"
         where = f"{r.test_file or '—'} | {r.notebook or '—'}"
-        lines.append(f"| {ref} | {tor} | `{r.module}` | {where} |")
+        lines.append(f"| {ref} | {tor} | {module} | {where} |")
     return "\n".join(lines) + "\n"
 
 
