@@ -43,75 +43,7 @@ __all__ = [
 ]
 
 
-# --- validation and the pieces shared with reference.nms_fast -------------------------------
-
-
-def work_dtype(dtype: np.dtype) -> type:
-    """float32 for float16/float32 boxes, float64 otherwise."""
-    return np.float32 if dtype in (np.float16, np.float32) else np.float64
-
-
-def check_iou_threshold(iou_threshold: object) -> float:
-    """``iou_threshold`` must be a number in [0, 1]. Shared with :mod:`torch_impl`."""
-    return check_scalar(iou_threshold, "iou_threshold", low=0.0, high=1.0)
-
-
-def check_nms_inputs(
-    boxes: object, scores: object, iou_threshold: object, idxs: object = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, float]:
-    """Validate the arguments of :func:`nms` / :func:`batched_nms` (``idxs`` given).
-
-    Returns
-    -------
-    boxes64 : ndarray, shape (N, 4), float64
-    boxes : ndarray, shape (N, 4)
-        In the working precision (:func:`work_dtype`).
-    scores : ndarray, shape (N,), float64
-    groups : ndarray, shape (N,), int64, or None
-        ``idxs``, or None when it is not given.
-    iou_threshold : float
-    """
-    dims: dict[str, int] = {}
-    raw = np.asarray(boxes)
-    boxes64 = as_float(raw, "boxes", ("N", 4), dims, finite=True)
-    scores64 = as_float(scores, "scores", ("N",), dims, finite=True)
-    groups = None if idxs is None else as_int(idxs, "idxs", ("N",), dims)
-    thr = check_iou_threshold(iou_threshold)
-    return boxes64, raw.astype(work_dtype(raw.dtype), copy=False), scores64, groups, thr
-
-
-def box_area(b: np.ndarray) -> np.ndarray:
-    r"""Areas :math:`(x_2 - x_1)(y_2 - y_1)` of ``b`` (shape (N, 4)), in ``b``'s dtype: (N,)."""
-    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-
-
-def pair_iou(b: np.ndarray, area: np.ndarray, i: object, j: np.ndarray) -> np.ndarray:
-    r"""IoU of the boxes ``b[i]`` and ``b[j]``, elementwise, in ``b``'s dtype (mmcv's formula).
-
-    Parameters
-    ----------
-    b : ndarray, shape (N, 4)
-    area : ndarray, shape (N,)
-        :func:`box_area` of ``b``.
-    i : int or ndarray, shape (P,), int
-        One box (compared with every ``j``) or one box per pair.
-    j : ndarray, shape (P,), int
-
-    Returns
-    -------
-    ndarray, shape (P,)
-        :math:`I / ((A_i + A_j) - I)` with
-        :math:`I = \max(0, \min(x_2) - \max(x_1)) \cdot \max(0, \min(y_2) - \max(y_1))`;
-        NaN for 0/0.
-    """
-    w = np.minimum(b[i, 2], b[j, 2]) - np.maximum(b[i, 0], b[j, 0])  # (P,)
-    h = np.minimum(b[i, 3], b[j, 3]) - np.maximum(b[i, 1], b[j, 1])  # (P,)
-    inter = np.maximum(w, 0) * np.maximum(h, 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return inter / ((area[i] + area[j]) - inter)
-
-
-# --- the algorithm --------------------------------------------------------------------------
+# --- the algorithm: greedy NMS, vectorised over the remaining boxes ---------------------------
 
 
 def greedy_nms(b: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -167,6 +99,9 @@ def per_group_nms(
         kept.append(members[greedy_nms(b[members], scores[members], iou_threshold)])
     keep = np.sort(np.concatenate(kept))  # by index, so that ties below stay by index
     return keep[np.argsort(-scores[keep], kind="stable")]
+
+
+# --- the public functions ---------------------------------------------------------------------
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -241,7 +176,120 @@ def batched_nms(
     return detections(b64, s, keep), keep
 
 
-# --- multiclass -----------------------------------------------------------------------------
+def multiclass_nms(
+    multi_bboxes: np.ndarray,
+    multi_scores: np.ndarray,
+    score_thr: float,
+    iou_threshold: float,
+    max_num: int = -1,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Score filter, per-class NMS and top-``max_num`` over (box, class) pairs.
+
+    Parameters
+    ----------
+    multi_bboxes : ndarray, shape (N, 4) or (N, 4 C)
+        Boxes shared by all classes, or one box per class.
+    multi_scores : ndarray, shape (N, C + 1)
+        Class scores; the last column (background) is ignored.
+    score_thr : float
+        A pair is a candidate iff its score is strictly greater (compared in
+        the scores' precision).
+    iou_threshold : float
+        In [0, 1].
+    max_num : int
+        Keep at most this many (when > 0).
+
+    Returns
+    -------
+    dets : ndarray, shape (K, 5), float64
+        ``(x1, y1, x2, y2, score)`` by descending score (ties: lower
+        ``n C + c`` first).
+    labels : ndarray, shape (K,), int64
+        Class of each detection.
+
+    Notes
+    -----
+    The candidates are the pairs :math:`(n, c)`, :math:`c < C`, with
+    :math:`s_{nc} > \tau`, in row-major order (:func:`multiclass_candidates`);
+    NMS runs within each class (:func:`batched_nms` with ``idxs = c``); the
+    kept pairs are sorted by descending score and cut to the first ``max_num``.
+    """
+    cand = multiclass_candidates(multi_bboxes, multi_scores, score_thr, iou_threshold, max_num)
+    keep = per_group_nms(cand.boxes, cand.scores, cand.cls_of, cand.iou_threshold)  # (K,)
+    if cand.max_num > 0:
+        keep = keep[: cand.max_num]
+    return detections(cand.boxes64, cand.scores, keep), cand.cls_of[keep]
+
+
+# --- IoU in the working precision -------------------------------------------------------------
+
+
+def work_dtype(dtype: np.dtype) -> type:
+    """float32 for float16/float32 boxes, float64 otherwise."""
+    return np.float32 if dtype in (np.float16, np.float32) else np.float64
+
+
+def box_area(b: np.ndarray) -> np.ndarray:
+    r"""Areas :math:`(x_2 - x_1)(y_2 - y_1)` of ``b`` (shape (N, 4)), in ``b``'s dtype: (N,)."""
+    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
+def pair_iou(b: np.ndarray, area: np.ndarray, i: object, j: np.ndarray) -> np.ndarray:
+    r"""IoU of the boxes ``b[i]`` and ``b[j]``, elementwise, in ``b``'s dtype (mmcv's formula).
+
+    Parameters
+    ----------
+    b : ndarray, shape (N, 4)
+    area : ndarray, shape (N,)
+        :func:`box_area` of ``b``.
+    i : int or ndarray, shape (P,), int
+        One box (compared with every ``j``) or one box per pair.
+    j : ndarray, shape (P,), int
+
+    Returns
+    -------
+    ndarray, shape (P,)
+        :math:`I / ((A_i + A_j) - I)` with
+        :math:`I = \max(0, \min(x_2) - \max(x_1)) \cdot \max(0, \min(y_2) - \max(y_1))`;
+        NaN for 0/0.
+    """
+    w = np.minimum(b[i, 2], b[j, 2]) - np.maximum(b[i, 0], b[j, 0])  # (P,)
+    h = np.minimum(b[i, 3], b[j, 3]) - np.maximum(b[i, 1], b[j, 1])  # (P,)
+    inter = np.maximum(w, 0) * np.maximum(h, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / ((area[i] + area[j]) - inter)
+
+
+# --- validation and candidates (shared with reference.nms_fast) -------------------------------
+
+
+def check_iou_threshold(iou_threshold: object) -> float:
+    """``iou_threshold`` must be a number in [0, 1]. Shared with :mod:`torch_impl`."""
+    return check_scalar(iou_threshold, "iou_threshold", low=0.0, high=1.0)
+
+
+def check_nms_inputs(
+    boxes: object, scores: object, iou_threshold: object, idxs: object = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, float]:
+    """Validate the arguments of :func:`nms` / :func:`batched_nms` (``idxs`` given).
+
+    Returns
+    -------
+    boxes64 : ndarray, shape (N, 4), float64
+    boxes : ndarray, shape (N, 4)
+        In the working precision (:func:`work_dtype`).
+    scores : ndarray, shape (N,), float64
+    groups : ndarray, shape (N,), int64, or None
+        ``idxs``, or None when it is not given.
+    iou_threshold : float
+    """
+    dims: dict[str, int] = {}
+    raw = np.asarray(boxes)
+    boxes64 = as_float(raw, "boxes", ("N", 4), dims, finite=True)
+    scores64 = as_float(scores, "scores", ("N",), dims, finite=True)
+    groups = None if idxs is None else as_int(idxs, "idxs", ("N",), dims)
+    thr = check_iou_threshold(iou_threshold)
+    return boxes64, raw.astype(work_dtype(raw.dtype), copy=False), scores64, groups, thr
 
 
 class Candidates(NamedTuple):
@@ -332,48 +380,3 @@ def multiclass_candidates(
 def detections(boxes64: np.ndarray, scores: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """``(x1, y1, x2, y2, score)`` rows of the kept boxes: (K, 5), float64."""
     return np.concatenate([boxes64[keep], scores[keep, None]], axis=1)  # (K, 5)
-
-
-def multiclass_nms(
-    multi_bboxes: np.ndarray,
-    multi_scores: np.ndarray,
-    score_thr: float,
-    iou_threshold: float,
-    max_num: int = -1,
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Score filter, per-class NMS and top-``max_num`` over (box, class) pairs.
-
-    Parameters
-    ----------
-    multi_bboxes : ndarray, shape (N, 4) or (N, 4 C)
-        Boxes shared by all classes, or one box per class.
-    multi_scores : ndarray, shape (N, C + 1)
-        Class scores; the last column (background) is ignored.
-    score_thr : float
-        A pair is a candidate iff its score is strictly greater (compared in
-        the scores' precision).
-    iou_threshold : float
-        In [0, 1].
-    max_num : int
-        Keep at most this many (when > 0).
-
-    Returns
-    -------
-    dets : ndarray, shape (K, 5), float64
-        ``(x1, y1, x2, y2, score)`` by descending score (ties: lower
-        ``n C + c`` first).
-    labels : ndarray, shape (K,), int64
-        Class of each detection.
-
-    Notes
-    -----
-    The candidates are the pairs :math:`(n, c)`, :math:`c < C`, with
-    :math:`s_{nc} > \tau`, in row-major order (:func:`multiclass_candidates`);
-    NMS runs within each class (:func:`batched_nms` with ``idxs = c``); the
-    kept pairs are sorted by descending score and cut to the first ``max_num``.
-    """
-    cand = multiclass_candidates(multi_bboxes, multi_scores, score_thr, iou_threshold, max_num)
-    keep = per_group_nms(cand.boxes, cand.scores, cand.cls_of, cand.iou_threshold)  # (K,)
-    if cand.max_num > 0:
-        keep = keep[: cand.max_num]
-    return detections(cand.boxes64, cand.scores, keep), cand.cls_of[keep]
