@@ -366,14 +366,63 @@ def nms_problems(draw, max_n: int = 24, max_groups: int = 3, dtypes=(np.float32,
     return boxes_, scores, idxs, draw(IOU_THRESHOLDS)
 
 
+#: ``(p, q)``: a ``p``-wide box inside a ``q``-wide one of the same height, sharing a corner,
+#: has IoU exactly ``p / q`` (every number on the way is exact in binary).
+EXACT_IOU_RATIOS = ((1, 2), (3, 5), (1, 4), (3, 4), (7, 10), (1, 1))
+
+
+def quarter_grid(lo: float, hi: float) -> st.SearchStrategy[float]:
+    """A multiple of 0.25 in ``[lo, hi]`` (exact in float16, float32 and float64 here)."""
+    return st.integers(int(4 * lo), int(4 * hi)).map(lambda k: k / 4)
+
+
 @st.composite
-def multiclass_problems(draw, max_n: int = 16, max_classes: int = 4):
+def nms_boundary_problems(draw, max_n: int = 16, max_groups: int = 3,
+                          dtypes=(np.float32, np.float64)):
+    """NMS inputs at the decision boundaries: ``(boxes (N, 4), scores (N,), idxs (N,), thr)``.
+
+    :func:`nms_problems`' boxes plus: pairs whose IoU is exactly ``p / q``
+    (:data:`EXACT_IOU_RATIOS`; half the time the threshold is that ratio),
+    exact duplicates of drawn boxes, and zero-area boxes (lines and points; two
+    of them give a NaN IoU). Scores come from a small set (ties). The rows are
+    shuffled, so the boundary boxes land anywhere in the ranking; N may be 0.
+    """
+    boxes_, _, _, thr = draw(nms_problems(max_n=max_n, max_groups=max_groups, dtypes=dtypes))
+    p, q = draw(st.sampled_from(EXACT_IOU_RATIOS))
+    if draw(st.booleans()):
+        thr = p / q
+    extra = []
+    for _ in range(draw(st.integers(0, 3))):  # IoU exactly p / q
+        x, y, h = draw(quarter_grid(0, 40)), draw(quarter_grid(0, 40)), draw(quarter_grid(0.25, 30))
+        a = 2.0 ** draw(st.integers(-2, 2))
+        extra += [[x, y, x + q * a, y + h], [x, y, x + p * a, y + h]]
+    for _ in range(draw(st.integers(0, 3))):  # zero area: a point, or a line either way
+        x, y = draw(quarter_grid(0, 40)), draw(quarter_grid(0, 40))
+        w, h = draw(st.sampled_from([(0.0, 0.0), (0.0, 5.0), (5.0, 0.0)]))
+        extra += [[x, y, x + w, y + h]] * draw(st.integers(1, 2))
+    rows = [boxes_.astype(F64), np.array(extra, F64).reshape(-1, 4)]
+    if boxes_.shape[0]:  # exact duplicates of drawn boxes
+        dup = draw(st.lists(st.integers(0, boxes_.shape[0] - 1), max_size=3))
+        rows.append(boxes_[dup].astype(F64))
+    all_boxes = np.concatenate(rows).reshape(-1, 4)  # (N, 4)
+    n = all_boxes.shape[0]
+    perm = np.array(draw(st.permutations(range(n))), dtype=np.int64).reshape(n)
+    scores = draw(tied_scores((n,)))
+    idxs = draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, max_groups - 1)))
+    return all_boxes[perm].astype(boxes_.dtype), scores.astype(boxes_.dtype), idxs, thr
+
+
+@st.composite
+def multiclass_problems(draw, max_n: int = 16, max_classes: int = 4, boundary: bool = False):
     """``(multi_bboxes, multi_scores, score_thr, iou_threshold, max_num)`` for multiclass NMS.
 
     ``multi_bboxes`` is ``(N, 4)`` or ``(N, 4C)``, ``multi_scores`` ``(N, C+1)``.
-    Scores are often exactly ``score_thr`` (strict comparison) or tied.
+    Scores are often exactly ``score_thr`` (strict comparison) or tied. With
+    ``boundary`` the boxes come from :func:`nms_boundary_problems` (exact-threshold
+    pairs, duplicates, zero-area boxes).
     """
-    boxes_, _, _, thr = draw(nms_problems(max_n=max_n, max_groups=1))
+    source = nms_boundary_problems if boundary else nms_problems
+    boxes_, _, _, thr = draw(source(max_n=max_n, max_groups=1))
     n, dtype = boxes_.shape[0], boxes_.dtype
     c = draw(st.integers(1, max_classes))
     score_thr = draw(st.sampled_from([0.0, 0.05, 0.25, 0.5]))
@@ -383,3 +432,4 @@ def multiclass_problems(draw, max_n: int = 16, max_classes: int = 4):
         boxes_ = (np.tile(boxes_.astype(F64), (1, c)) + shift).astype(dtype)
     max_num = draw(st.sampled_from([-1, 0, 1, 3, 100]))
     return boxes_, scores, score_thr, thr, max_num
+

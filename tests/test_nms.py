@@ -1,4 +1,5 @@
-"""NMS, batched NMS and multiclass NMS: a loop reference, properties, NumPy == torch, goldens."""
+"""NMS, batched NMS and multiclass NMS: a loop reference, properties, NumPy == torch, goldens;
+the fast path (``reference.nms_fast``) == the textbook reference (``reference.nms``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from hypothesis import strategies as st
 
 import reference as R
 import torch_impl as T
-from tests.strategies import multiclass_problems, nms_problems
+from reference.nms_fast import batched_nms_fast, multiclass_nms_fast, nms_fast
+from tests.strategies import multiclass_problems, nms_boundary_problems, nms_problems
+
+F = importlib.import_module("reference.nms_fast")  # the module, for monkeypatching
+FAST = {"nms": nms_fast, "batched_nms": batched_nms_fast, "multiclass_nms": multiclass_nms_fast}
 
 # --- a tiny, obvious loop reference --------------------------------------------------------
 
@@ -148,7 +153,7 @@ def test_nms_equal_scores_keep_lower_index_first(n, dtype):
 
 def test_nms_long_suppression_chain():
     """A chain where each box suppresses only the next: greedy keeps every other one.
-    Longer than the Cluster-NMS iteration cap, so the reference's fallback runs too."""
+    Longer than the Cluster-NMS iteration cap, so the fast path's fallback runs too."""
     n = 101
     boxes = np.array(
         [[i, 0.0, i + 10, 10] for i in range(n)]
@@ -157,14 +162,15 @@ def test_nms_long_suppression_chain():
     keep = R.nms(boxes, scores, 0.7)
     np.testing.assert_array_equal(keep, np.arange(0, n, 2))
     np.testing.assert_array_equal(keep, loop_nms(boxes, scores, 0.7))
+    assert n - 1 > F.MAX_CLUSTER_ITERS
+    np.testing.assert_array_equal(nms_fast(boxes, scores, 0.7), keep)
     np.testing.assert_array_equal(T.nms(*as_t(boxes, scores), 0.7).numpy(), keep)
 
 
 def test_nms_blocks_and_chunks(monkeypatch):
-    """Small torch blocks (cross-block suppression) and small reference pair chunks give the
+    """Small torch blocks (cross-block suppression) and small fast-path pair chunks give the
     same result as the loop reference."""
     tn = importlib.import_module("torch_impl.nms")  # the module (the package exports a function)
-    rn = importlib.import_module("reference.nms")
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 60, (300, 2))
     boxes = np.concatenate([xy, xy + rng.uniform(5, 30, (300, 2))], 1).astype(np.float32)
@@ -174,9 +180,11 @@ def test_nms_blocks_and_chunks(monkeypatch):
     expected_b = loop_nms(boxes, scores, 0.5, groups)
     for block in (7, 64, 1000):
         monkeypatch.setattr(tn, "CPU_BLOCK", block)
-        monkeypatch.setattr(rn, "_PAIR_CHUNK", block)
+        monkeypatch.setattr(F, "_PAIR_CHUNK", block)
         np.testing.assert_array_equal(R.nms(boxes, scores, 0.5), expected)
         np.testing.assert_array_equal(R.batched_nms(boxes, scores, groups, 0.5)[1], expected_b)
+        np.testing.assert_array_equal(nms_fast(boxes, scores, 0.5), expected)
+        np.testing.assert_array_equal(batched_nms_fast(boxes, scores, groups, 0.5)[1], expected_b)
         np.testing.assert_array_equal(T.nms(*as_t(boxes, scores), 0.5).numpy(), expected)
         _, keep = T.batched_nms(*as_t(boxes, scores, groups), 0.5)
         np.testing.assert_array_equal(keep.numpy(), expected_b)
@@ -253,14 +261,65 @@ def test_multiclass_max_num_and_ties():
     np.testing.assert_array_equal(tdets.numpy(), dets)
 
 
+# --- the fast path (reference.nms_fast) equals the textbook (reference.nms) -----------------
+
+
+def assert_same(got, expected):
+    """Bit for bit: values, shape and dtype."""
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+@given(nms_boundary_problems(dtypes=(np.float16, np.float32, np.float64)), st.booleans())
+@example(
+    (
+        np.array([[0, 0, 10, 10], [0, 0, 6, 10], [5, 5, 5, 5], [5, 5, 5, 5]], np.float32),
+        np.array([0.5, 0.5, 0.9, 0.9], np.float32),
+        np.array([0, 0, 1, 1]),
+        0.6,
+    ),
+    False,
+).via("IoU exactly 0.6, tied scores, two identical zero-area boxes (NaN IoU)")
+@example(
+    (np.zeros((0, 4), np.float64), np.zeros(0, np.float64), np.zeros(0, np.int64), 0.5), True
+).via("empty")
+def test_fast_nms_equals_textbook(problem, agnostic):
+    boxes, scores, idxs, thr = problem
+    assert_same(nms_fast(boxes, scores, thr), R.nms(boxes, scores, thr))
+    dets, keep = R.batched_nms(boxes, scores, idxs, thr, class_agnostic=agnostic)
+    fdets, fkeep = batched_nms_fast(boxes, scores, idxs, thr, class_agnostic=agnostic)
+    assert_same(fkeep, keep)
+    assert_same(fdets, dets)
+
+
+@given(multiclass_problems(boundary=True))
+@example(
+    (
+        np.array([[0, 0, 10, 10], [0, 0, 6, 10], [5, 5, 5, 5], [5, 5, 5, 5]], np.float32),
+        np.array([[0.5, 0.05, 0], [0.5, 0.5, 0], [0.9, 0.9, 0], [0.9, 0.05, 0]], np.float32),
+        0.05,
+        0.6,
+        3,
+    )
+).via("IoU exactly 0.6, scores at score_thr, tied scores, zero-area boxes, max_num cut")
+def test_fast_multiclass_nms_equals_textbook(problem):
+    multi_bboxes, multi_scores, score_thr, thr, max_num = problem
+    dets, labels = R.multiclass_nms(multi_bboxes, multi_scores, score_thr, thr, max_num)
+    fdets, flabels = multiclass_nms_fast(multi_bboxes, multi_scores, score_thr, thr, max_num)
+    assert_same(flabels, labels)
+    assert_same(fdets, dets)
+
+
 # --- goldens -------------------------------------------------------------------------------
 
-IMPLS = ["reference", "torch"]
+IMPLS = ["reference", "reference_fast", "torch"]
 
 
 def call(impl, name, *args, **kwargs):
     if impl == "reference":
         return getattr(R, name)(*args, **kwargs)
+    if impl == "reference_fast":
+        return FAST[name](*args, **kwargs)
     tensors = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]
     out = getattr(T, name)(*tensors, **kwargs)
     return tuple(o.numpy() for o in out) if isinstance(out, tuple) else out.numpy()
@@ -329,6 +388,14 @@ def test_empty_inputs(dtype):
     # nothing above the score threshold
     dets, labels = R.multiclass_nms(np.ones((3, 4), dtype), np.zeros((3, 3), dtype), 0.05, 0.5)
     assert dets.shape == (0, 5) and labels.shape == (0,)
+    # the fast path: the same shapes and dtypes
+    assert nms_fast(e4, e1, 0.5).shape == (0,) and nms_fast(e4, e1, 0.5).dtype == np.int64
+    dets, keep = batched_nms_fast(e4, e1, np.zeros(0, np.int64), 0.5)
+    assert dets.shape == (0, 5) and dets.dtype == np.float64 and keep.dtype == np.int64
+    for boxes in (e4, np.zeros((0, 12), dtype), np.ones((3, 4), dtype)):
+        n = boxes.shape[0]
+        dets, labels = multiclass_nms_fast(boxes, np.zeros((n, 4), dtype), 0.05, 0.5, 100)
+        assert dets.shape == (0, 5) and dets.dtype == np.float64 and labels.dtype == np.int64
     t4, t1 = as_t(e4, e1)
     assert tuple(T.nms(t4, t1, 0.5).shape) == (0,)
     dets, keep = T.batched_nms(t4, t1, torch.zeros(0, dtype=torch.long), 0.5)
@@ -353,6 +420,10 @@ def test_does_not_mutate_arguments():
     R.batched_nms(boxes, scores, idxs, 0.5)
     R.multiclass_nms(boxes, multi, 0.1, 0.5, 10)
     R.multiclass_nms(np.tile(boxes, (1, 3)), multi, 0.1, 0.5, 10)
+    nms_fast(boxes, scores, 0.5)
+    batched_nms_fast(boxes, scores, idxs, 0.5)
+    multiclass_nms_fast(boxes, multi, 0.1, 0.5, 10)
+    multiclass_nms_fast(np.tile(boxes, (1, 3)), multi, 0.1, 0.5, 10)
     for a, c in zip(arrays, copies):
         np.testing.assert_array_equal(a, c)
     tensors = as_t(*copies)
@@ -415,9 +486,10 @@ S3 = np.array([0.3, 0.2, 0.1])
         ),
     ],
 )
-def test_reference_bad_input(fn, args, match):
+@pytest.mark.parametrize("fast", [False, True], ids=["textbook", "fast"])
+def test_reference_bad_input(fn, args, match, fast):
     with pytest.raises(ValueError, match=match):
-        getattr(R, fn)(*args)
+        (FAST[fn] if fast else getattr(R, fn))(*args)
 
 
 @pytest.mark.parametrize(
@@ -469,8 +541,8 @@ def test_torch_bad_input(fn, args, match):
 @pytest.mark.parametrize("max_num", [1, 7, 100, 300])
 @pytest.mark.parametrize("shared", [True, False])
 def test_multiclass_nms_early_stop_equals_full_run_then_cut(max_num, shared):
-    """Thousands of candidates, so the prefix shortcut runs and must grow: with
-    max_num the result is exactly the full NMS cut to max_num."""
+    """Thousands of candidates, so the fast path's prefix shortcut runs and must grow: with
+    max_num the result is exactly the full NMS cut to max_num (textbook, fast and torch)."""
     rng = np.random.default_rng(max_num)
     n, c = 700, 6
     xy = rng.uniform(0, 60, size=(n, 2))
@@ -483,14 +555,18 @@ def test_multiclass_nms_early_stop_equals_full_run_then_cut(max_num, shared):
     d, lab = R.multiclass_nms(boxes, scores, 0.05, 0.5, max_num)
     np.testing.assert_array_equal(d, full_d[:max_num])
     np.testing.assert_array_equal(lab, full_l[:max_num])
+    for cut in (max_num, -1):
+        fd, fl = multiclass_nms_fast(boxes, scores, 0.05, 0.5, cut)
+        np.testing.assert_array_equal(fd, full_d[: cut if cut > 0 else None])
+        np.testing.assert_array_equal(fl, full_l[: cut if cut > 0 else None])
     td, tl = T.multiclass_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.05, 0.5, max_num)
     np.testing.assert_array_equal(tl.numpy(), full_l[:max_num])
     np.testing.assert_allclose(td.numpy(), full_d[:max_num], rtol=1e-6)
 
 
 @pytest.mark.parametrize("max_num", [3, 7, 50])
-def test_multiclass_nms_early_stop_grows_the_prefix(max_num):
-    """1500 near-duplicate boxes with high scores fill the first prefix (one
+def test_multiclass_nms_early_stop_grows_the_prefix(max_num, monkeypatch):
+    """1500 near-duplicate boxes with high scores fill the fast path's first prefix (one
     survivor per class); 1500 scattered small boxes with lower scores follow.
     The prefix must grow past the duplicates, and stop before the end."""
     rng = np.random.default_rng(3)
@@ -506,6 +582,15 @@ def test_multiclass_nms_early_stop_grows_the_prefix(max_num):
     d, lab = R.multiclass_nms(boxes, scores, 0.05, 0.6, max_num)
     np.testing.assert_array_equal(d, full_d[:max_num])
     np.testing.assert_array_equal(lab, full_l[:max_num])
+    prefixes = []  # the prefix lengths the fast path tries
+    keep_in_prefix = F._keep_in_prefix
+    monkeypatch.setattr(
+        F, "_keep_in_prefix", lambda c, o, p: prefixes.append(p) or keep_in_prefix(c, o, p)
+    )
+    fd, fl = multiclass_nms_fast(boxes, scores, 0.05, 0.6, max_num)
+    np.testing.assert_array_equal(fd, full_d[:max_num])
+    np.testing.assert_array_equal(fl, full_l[:max_num])
+    assert len(prefixes) >= 2 and prefixes[-1] < 6000  # grew, and stopped before all candidates
     td, tl = T.multiclass_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.05, 0.6, max_num)
     np.testing.assert_array_equal(tl.numpy(), full_l[:max_num])
     np.testing.assert_allclose(td.numpy(), full_d[:max_num], rtol=1e-6)
