@@ -292,7 +292,7 @@ def multiclass_nms(
     distinct candidate boxes) the box-level suppression matrix is computed
     once and every class's blocks are gathered from it. With ``max_num > 0``
     only a growing prefix of the best-ranked candidates is processed, which
-    gives the same result (see :func:`reference.multiclass_nms`).
+    gives the same result (see :func:`reference.nms_fast.multiclass_nms_fast`).
     """
     check_tensor(multi_scores, "multi_scores", (None, None))
     n, c1 = multi_scores.shape
@@ -334,7 +334,7 @@ def multiclass_nms(
                 box_sup = (iou_matrix(ub, ub) > thr_t, box_id)  # (U, U), (p,)
         return sel[_nms(cand_boxes[sel], cand_scores[sel], cls_of[sel], thr, box_sup)]
 
-    # Exact early stop (see reference.multiclass_nms): NMS of a rank prefix decides
+    # Exact early stop (see reference.nms_fast): NMS of a rank prefix decides
     # that prefix; grow it until it keeps max_num pairs. Reading the count is a
     # host sync, as NMS's variable-sized output already is.
     p = m if max_num <= 0 else min(m, max(8 * max_num, 1024))
