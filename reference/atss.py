@@ -88,23 +88,12 @@ def nearest_k(d2: np.ndarray, k: int) -> np.ndarray:
 
     Notes
     -----
-    ``argpartition`` finds *some* set of :math:`k` smallest entries in
-    :math:`O(n)`. It is the set that a stable sort would give unless the
-    :math:`k`-th smallest value :math:`v` occurs more often in the row than in
-    the selection; only those rows are redone with a stable ``argsort``.
+    A stable sort of each row, cut after ``k``: equal distances keep their
+    column order, so a tie goes to the lower index (mmdetection's ``topk``
+    breaks ties arbitrarily).
     """
-    g, n = d2.shape
-    if k >= n:
-        return np.broadcast_to(np.arange(n), (g, n)).copy()  # (G, n)
-    if k == 0:
-        return np.empty((g, 0), dtype=np.int64)
-    sel = np.argpartition(d2, k - 1, axis=1)[:, :k]  # (G, k)
-    vals = np.take_along_axis(d2, sel, axis=1)  # (G, k)
-    kth = vals.max(axis=1, keepdims=True)  # (G, 1)
-    tied = (d2 == kth).sum(axis=1) > (vals == kth).sum(axis=1)  # (G,)
-    if tied.any():
-        sel[tied] = np.argsort(d2[tied], axis=1, kind="stable")[:, :k]
-    return np.sort(sel, axis=1)
+    order = np.argsort(d2, axis=1, kind="stable")  # (G, n), nearest first
+    return np.sort(order[:, :k], axis=1).astype(np.int64)  # (G, k)
 
 
 def candidate_stats(ious: np.ndarray) -> np.ndarray:
@@ -159,18 +148,17 @@ def resolve_positives(
     iou_of : ndarray, shape (A,)
         IoU with that gt, 0 elsewhere.
     """
-    g_idx, k_idx = np.nonzero(pos)  # (P,), (P,)
-    a_idx = cand[g_idx, k_idx]  # (P,)
-    v = ious[g_idx, k_idx]  # (P,)
-    order = np.lexsort((g_idx, -v, a_idx))  # by anchor, then IoU desc, then gt asc
-    a_sorted = a_idx[order]
-    first = np.ones(a_sorted.shape, dtype=bool)
-    first[1:] = a_sorted[1:] != a_sorted[:-1]
-    win = order[first]  # (#assigned anchors,)
-    gt_of = np.full(num_anchors, -1, dtype=np.int64)
-    iou_of = np.zeros(num_anchors)
-    gt_of[a_idx[win]] = g_idx[win]
-    iou_of[a_idx[win]] = v[win]
+    g = pos.shape[0]
+    if g == 0:
+        return np.full(num_anchors, -1, dtype=np.int64), np.zeros(num_anchors)
+    dense = np.full((g, num_anchors), -np.inf)  # (G, A): IoU where positive for that gt
+    rows = np.broadcast_to(np.arange(g)[:, None], pos.shape)  # (G, K)
+    dense[rows[pos], cand[pos]] = ious[pos]
+    best = dense.argmax(axis=0)  # (A,): the first (lowest-index) gt of highest IoU
+    best_iou = dense.max(axis=0)  # (A,)
+    assigned = best_iou > -np.inf
+    gt_of = np.where(assigned, best, -1).astype(np.int64)
+    iou_of = np.where(assigned, best_iou, 0.0)
     return gt_of, iou_of
 
 

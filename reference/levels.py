@@ -87,15 +87,8 @@ def flatten_levels(maps: Sequence[np.ndarray], name: str, channels: int) -> np.n
         for lvl, m in enumerate(maps)
     ]
     b = checked[0].shape[0]
-    total = sum(m.shape[2] * m.shape[3] for m in checked)
-    out = np.empty((b, total, channels))  # (B, A, ch)
-    start = 0
-    for m in checked:
-        _, _, h, w = m.shape
-        # one copy per level: NCHW → the (B, H, W, ch) view of this level's rows
-        out[:, start : start + h * w].reshape(b, h, w, channels)[...] = m.transpose(0, 2, 3, 1)
-        start += h * w
-    return out
+    # NCHW → (B, H, W, ch) → (B, H*W, ch) per level, levels one after the other
+    return np.concatenate([m.transpose(0, 2, 3, 1).reshape(b, -1, channels) for m in checked], 1)
 
 
 def unflatten_levels(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
