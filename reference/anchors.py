@@ -165,6 +165,10 @@ def anchor_centers(anchors: np.ndarray) -> np.ndarray:
     See Also
     --------
     torch_impl.anchors.anchor_centers : the PyTorch twin.
+
+    See Also
+    --------
+    torch_impl.anchor_centers : the PyTorch twin, differentiated by autograd.
     """
     a = as_float(anchors, "anchors", (None, 4))
     return np.stack([(a[:, 0] + a[:, 2]) / 2.0, (a[:, 1] + a[:, 3]) / 2.0], axis=1)  # (A, 2)

@@ -86,6 +86,10 @@ def nearest_k(d2: np.ndarray, k: int) -> np.ndarray:
     --------
     torch_impl.atss.nearest_k : the PyTorch twin.
 
+    See Also
+    --------
+    torch_impl.nearest_k : the PyTorch twin, differentiated by autograd.
+
     Notes
     -----
     A stable sort of each row, cut after ``k``: equal distances keep their

@@ -15,7 +15,8 @@ in their own dtype.
 This module is the reference: one Python step per kept box, each vectorised
 over the remaining boxes. :mod:`reference.nms_fast` computes the same results
 (bit for bit, same validation) without a Python loop over boxes;
-``tests/test_nms.py`` checks it against this module.
+``tests/test_nms.py`` checks it against this module. Its PyTorch twin is
+:mod:`torch_impl.nms`.
 """
 
 from __future__ import annotations
@@ -26,21 +27,7 @@ import numpy as np
 
 from .validation import as_float, as_int, check_scalar
 
-__all__ = [
-    "Candidates",
-    "batched_nms",
-    "box_area",
-    "check_iou_threshold",
-    "check_nms_inputs",
-    "detections",
-    "greedy_nms",
-    "multiclass_candidates",
-    "multiclass_nms",
-    "nms",
-    "pair_iou",
-    "per_group_nms",
-    "work_dtype",
-]
+__all__ = ["nms", "batched_nms", "multiclass_nms"]  # the helpers below serve nms_fast too
 
 
 # --- the algorithm: greedy NMS, vectorised over the remaining boxes ---------------------------
@@ -121,6 +108,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     ndarray, shape (K,), int64
         Indices of the kept boxes, by descending score (ties: lower index first).
 
+    See Also
+    --------
+    torch_impl.nms : the PyTorch twin.
+
     Notes
     -----
     With the boxes ranked by descending score, the best remaining box
@@ -164,6 +155,10 @@ def batched_nms(
     keep : ndarray, shape (K,), int64
         Their indices, by descending score (ties: lower index first).
 
+    See Also
+    --------
+    torch_impl.batched_nms : the PyTorch twin.
+
     Notes
     -----
     Exact per-group NMS: :func:`nms` runs on each group
@@ -206,6 +201,10 @@ def multiclass_nms(
         ``n C + c`` first).
     labels : ndarray, shape (K,), int64
         Class of each detection.
+
+    See Also
+    --------
+    torch_impl.multiclass_nms : the PyTorch twin.
 
     Notes
     -----

@@ -1,4 +1,4 @@
-r"""The NumPy-only fast path of :mod:`reference.nms`, tested against it.
+r"""NumPy only: the fast path of :mod:`reference.nms`, tested against it.
 
 :func:`nms_fast`, :func:`batched_nms_fast` and :func:`multiclass_nms_fast`
 take the same arguments, run the same validation (imported from

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import reference as R
 import torch_impl as T
 from reference.anchors import anchor_centers as anchor_centers_np
-from tests.strategies import featmap_levels, grid_boxes
+from reference.testing.strategies import featmap_levels, grid_boxes
 from torch_impl.anchors import anchor_centers as anchor_centers_t
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import reference as R
 import torch_impl as T
-from tests.strategies import atss_problems, gt_boxes
+from reference.testing.strategies import atss_problems, gt_boxes
 
 GOLDEN_ATSS = [
     "atss_random",

@@ -9,7 +9,10 @@ import torch
 from helpers import assert_rel
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from strategies import (
+
+from reference import bbox2distance, bbox_overlaps, distance2bbox_backward, distance2bbox_forward
+from reference.gradcheck import check_backward
+from reference.testing.strategies import (
     box_pairs,
     boxes,
     finite_floats,
@@ -17,9 +20,6 @@ from strategies import (
     points_and_distances,
     points_in_boxes,
 )
-
-from reference import bbox2distance, bbox_overlaps, distance2bbox_backward, distance2bbox_forward
-from reference.gradcheck import check_backward
 from torch_impl import bbox2distance as t_bbox2distance
 from torch_impl import bbox_overlaps as t_bbox_overlaps
 from torch_impl import distance2bbox as t_distance2bbox

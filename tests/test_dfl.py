@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from helpers import assert_rel, check_reduced_loss_matches_torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from strategies import WIDE_LOGIT, dfl_inputs, finite_floats, logits
 
 from reference import dfl_backward, dfl_forward
 from reference.gradcheck import check_backward
+from reference.testing.strategies import WIDE_LOGIT, dfl_inputs, finite_floats, logits
 from torch_impl import distribution_focal_loss
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

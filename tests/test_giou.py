@@ -9,7 +9,6 @@ import torch
 from helpers import assert_rel, check_reduced_loss_matches_torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from strategies import box_pairs, boxes, finite_floats
 
 from reference import (
     bbox_overlaps,
@@ -17,6 +16,7 @@ from reference import (
     giou_loss_forward,
 )
 from reference.gradcheck import check_backward, rel_error
+from reference.testing.strategies import box_pairs, boxes, finite_floats
 from torch_impl import bbox_overlaps as t_bbox_overlaps
 from torch_impl import giou_loss
 

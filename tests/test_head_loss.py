@@ -11,11 +11,11 @@ import pytest
 import torch
 from head_fixtures import golden_inputs, tiny_workload, to_torch, torch_loss
 from hypothesis import given, settings
-from strategies import head_workloads
 
 import reference as R
 import torch_impl as T
 from reference.gradcheck import numerical_vjp, rel_error
+from reference.testing.strategies import head_workloads
 
 # --- reference vs torch -------------------------------------------------------------
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from head_fixtures import to_torch
 from hypothesis import given, settings
-from strategies import head_workloads
 
 import reference as R
 import torch_impl as T
+from reference.testing.strategies import head_workloads
 
 
 def predict_inputs(d):

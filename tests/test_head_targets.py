@@ -12,10 +12,10 @@ import pytest
 import torch
 from head_fixtures import golden_inputs, tiny_workload, to_torch
 from hypothesis import given, settings
-from strategies import head_workloads
 
 import reference as R
 import torch_impl as T
+from reference.testing.strategies import head_workloads
 
 
 def torch_targets(cfg, featmap_sizes, gtb, gtl, metas, ignore=None, dtype=torch.float64):

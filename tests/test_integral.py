@@ -9,10 +9,10 @@ import torch
 from helpers import assert_rel
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from strategies import WIDE_LOGIT, finite_floats, integral_inputs
 
 from reference import integral_backward, integral_forward
 from reference.gradcheck import check_backward
+from reference.testing.strategies import WIDE_LOGIT, finite_floats, integral_inputs
 from torch_impl import Integral, integral
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import reference as R
 import torch_impl as T
 from reference.nms_fast import batched_nms_fast, multiclass_nms_fast, nms_fast
-from tests.strategies import multiclass_problems, nms_boundary_problems, nms_problems
+from reference.testing.strategies import multiclass_problems, nms_boundary_problems, nms_problems
 
 F = importlib.import_module("reference.nms_fast")  # the module, for monkeypatching
 FAST = {"nms": nms_fast, "batched_nms": batched_nms_fast, "multiclass_nms": multiclass_nms_fast}

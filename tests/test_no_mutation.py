@@ -9,7 +9,10 @@ import numpy as np
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import (
+
+import reference as R
+import torch_impl as T
+from reference.testing.strategies import (
     box_pairs,
     boxes,
     dfl_inputs,
@@ -20,9 +23,6 @@ from strategies import (
     qfl_inputs,
     reduce_inputs,
 )
-
-import reference as R
-import torch_impl as T
 
 seeds = st.integers(0, 2**32 - 1)
 

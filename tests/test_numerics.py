@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import example, given
 from hypothesis import strategies as st
-from strategies import WIDE_LOGIT, finite_floats, logits, wide_logits
 
 from reference import integral_backward, integral_forward
 from reference.gradcheck import check_backward, numerical_vjp, rel_error
@@ -21,6 +20,7 @@ from reference.numerics import (
     softmax,
     softplus,
 )
+from reference.testing.strategies import WIDE_LOGIT, finite_floats, logits, wide_logits
 
 RAISE = dict(over="raise", invalid="raise", divide="raise")  # underflow to 0 is fine
 EDGES = np.array([-WIDE_LOGIT, -745.0, -710.0, -50.0, -1e-300, 0.0, 1e-300, 50.0, 710.0,

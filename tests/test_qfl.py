@@ -9,10 +9,17 @@ import torch
 from helpers import assert_rel, check_reduced_loss_matches_torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from strategies import WIDE_LOGIT, finite_floats, logits, qfl_betas, qfl_inputs, wide_qfl_inputs
 
 from reference import qfl_backward, qfl_forward, weight_reduce_backward, weight_reduce_forward
 from reference.gradcheck import check_backward
+from reference.testing.strategies import (
+    WIDE_LOGIT,
+    finite_floats,
+    logits,
+    qfl_betas,
+    qfl_inputs,
+    wide_qfl_inputs,
+)
 from torch_impl import quality_focal_loss
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

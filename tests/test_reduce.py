@@ -9,10 +9,10 @@ import torch
 from helpers import assert_rel
 from hypothesis import example, given
 from hypothesis import strategies as st
-from strategies import reduce_inputs
 
 from reference import weight_reduce_backward, weight_reduce_forward
 from reference.gradcheck import check_backward
+from reference.testing.strategies import reduce_inputs
 from torch_impl import weight_reduce_loss
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

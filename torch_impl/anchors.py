@@ -98,6 +98,10 @@ def anchor_centers(anchors: torch.Tensor) -> torch.Tensor:
     See Also
     --------
     reference.anchors.anchor_centers : the NumPy twin.
+
+    See Also
+    --------
+    reference.anchor_centers : the NumPy twin.
     """
     check_tensor(anchors, "anchors")
     if anchors.ndim < 1 or anchors.shape[-1] != 4:

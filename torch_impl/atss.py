@@ -78,6 +78,10 @@ def nearest_k(d2: torch.Tensor, k: int) -> torch.Tensor:
     --------
     reference.atss.nearest_k : the NumPy twin.
 
+    See Also
+    --------
+    reference.nearest_k : the NumPy twin.
+
     Notes
     -----
     ``topk`` breaks ties arbitrarily. With :math:`v` the :math:`k`-th smallest

@@ -1,4 +1,5 @@
-"""Hypothesis strategies shared by every test module.
+"""Hypothesis strategies: the inputs of the checking engine (:mod:`reference.testing`)
+and of every test in ``tests/``, one source for both.
 
 Arrays are built with ``fill=st.nothing()`` so that every element is drawn
 (dense arrays, no repeated fill value).
