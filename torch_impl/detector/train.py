@@ -35,8 +35,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from reference.config import GFLConfig
 from reference.validation import check_choice, check_scalar
+from torch_impl import GFLConfig
 
 from .data.coco import CocoDetection
 from .data.synthetic import CLASS_NAMES, Sample, SyntheticDetection

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from torch_impl.cli import main
+from torch_impl.detector.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = [
     "--stem-channels", "8", "--stage-channels", "8,16,16,32", "--stage-blocks", "1,1,1,1",
     "--fpn-channels", "32", "--feat-channels", "32", "--stacked-convs", "1",
@@ -98,7 +98,7 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_checkpoint(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "continue with `gfl train --resume" in err
-    from torch_impl.train import load_checkpoint
+    from torch_impl.detector.train import load_checkpoint
 
     done = load_checkpoint(run / "last.pt")["iteration"]
     assert done >= 3

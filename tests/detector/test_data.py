@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from torch_impl.data import (
+from torch_impl.detector.data import (
     CLASS_NAMES,
     CocoDetection,
     DataWarning,

@@ -12,7 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from tiny_model import TINY  # the detector these tests share
 
-from torch_impl.train import (
+from torch_impl.detector.train import (
     TrainConfig,
     load_checkpoint,
     lr_at,

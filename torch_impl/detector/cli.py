@@ -250,7 +250,7 @@ def _train_config(a: argparse.Namespace):
 
 
 def _model_configs(a: argparse.Namespace):
-    from reference.config import GFLConfig
+    from torch_impl import GFLConfig
 
     from .model.detector import PRESETS
 
@@ -473,7 +473,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     import torch
 
-    from reference.config import GFLConfig
+    from torch_impl import GFLConfig
 
     from .data.synthetic import CLASS_NAMES
     from .evaluate import evaluate_model

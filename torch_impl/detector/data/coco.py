@@ -334,7 +334,7 @@ def export_coco(
     Parameters
     ----------
     dataset : sequence of Sample
-        E.g. a :class:`~torch_impl.data.synthetic.SyntheticDetection`; boxes
+        E.g. a :class:`~torch_impl.detector.data.synthetic.SyntheticDetection`; boxes
         are divided by each sample's ``scale_factor`` (1 for synthetic data).
     out_dir : path
         Created if needed; gets ``json_name`` and ``image_subdir/``.

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .boxes import distance2bbox
+from torch_impl import distance2bbox, integral
+
 from .data.synthetic import Sample
 from .data.transforms import collate
-from .integral import integral
 
 __all__ = [
     "detection_distributions",
