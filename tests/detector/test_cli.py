@@ -98,7 +98,7 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_checkpoint(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "continue with `gfl train --resume" in err
-    from torch_impl.detector.train import load_checkpoint
+    from torch_impl.detector.checkpoint import load_checkpoint
 
     done = load_checkpoint(run / "last.pt")["iteration"]
     assert done >= 3

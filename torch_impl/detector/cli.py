@@ -321,8 +321,8 @@ def _val_set(state: dict, a: argparse.Namespace):
 
 
 def _evaluate_checkpoint(ckpt: Path, out: Path, a: argparse.Namespace, pictures: bool) -> dict:
+    from .checkpoint import load_checkpoint, model_from_checkpoint
     from .evaluate import evaluate_model
-    from .train import load_checkpoint, model_from_checkpoint
 
     device = _device(a.device)
     state = load_checkpoint(ckpt)
@@ -391,10 +391,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 def _cmd_predict(a: argparse.Namespace) -> int:
     import torch
 
+    from .checkpoint import load_checkpoint, model_from_checkpoint
     from .data.coco import load_image
     from .data.synthetic import Sample
     from .data.transforms import collate, letterbox
-    from .train import load_checkpoint, model_from_checkpoint
     from .visualize import plot_predictions
 
     files: list[Path] = []
@@ -475,9 +475,10 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
     from torch_impl import GFLConfig
 
+    from .checkpoint import load_checkpoint, model_from_checkpoint
     from .data.synthetic import CLASS_NAMES
     from .evaluate import evaluate_model
-    from .train import TrainConfig, load_checkpoint, model_from_checkpoint, train
+    from .train import TrainConfig, train
 
     out = Path(a.out)
     settings = {**DEMO_TRAIN, **(QUICK_TRAIN if a.quick else {})}
