@@ -38,9 +38,11 @@ import numpy as np
 
 from reference.validation import check_choice, check_scalar
 
-__all__ = ["CLASS_NAMES", "Sample", "SyntheticDetection", "render_image"]
+__all__ = ["CLASS_NAMES", "SPLITS", "Sample", "SyntheticDetection", "render_image"]
 
 CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring")
+#: The splits, each its own random stream.
+SPLITS = ("train", "val", "test")
 
 _BASE_HUE = (0.0, 0.62, 0.33, 0.14, 0.80, 0.50)
 _TEXTURES = ("solid", "stripes", "checker", "dots", "gradient", "speckle")
@@ -512,7 +514,7 @@ class SyntheticDetection:
         self.num_images = check_scalar(num_images, "num_images", low=0, integer=True)
         self.image_size = check_scalar(image_size, "image_size", low=32, integer=True)
         self.seed = check_scalar(seed, "seed", low=0, integer=True)
-        self.split = check_choice(split, "split", ("train", "val", "test"))
+        self.split = check_choice(split, "split", SPLITS)
         self.max_objects = check_scalar(max_objects, "max_objects", low=0, integer=True)
         self.min_object_size = check_scalar(
             min_object_size, "min_object_size", low=2.0, high=self.image_size / 2
