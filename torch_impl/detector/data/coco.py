@@ -32,7 +32,14 @@ from reference.validation import check_scalar
 from .synthetic import Sample
 from .transforms import letterbox
 
-__all__ = ["CocoDetection", "DataWarning", "export_coco", "load_image", "sample_annotations"]
+__all__ = [
+    "CocoDetection",
+    "DataWarning",
+    "export_coco",
+    "load_image",
+    "sample_annotations",
+    "sample_image",
+]
 
 
 class DataWarning(UserWarning):
@@ -325,6 +332,19 @@ def _warn_about(name: str, noted: dict[str, list]) -> None:
             )
 
 
+def sample_image(sample: Sample, file_name: str | None = None) -> dict:
+    """A sample's COCO ``images`` record: ``id``, ``file_name`` (if given), ``width``, ``height``.
+
+    The size is the original image's (``ori_shape``, else ``img_shape``).
+    """
+    oh, ow = sample.meta.get("ori_shape", sample.meta["img_shape"])
+    record: dict[str, Any] = {"id": int(sample.image_id)}
+    if file_name is not None:
+        record["file_name"] = file_name
+    record.update(width=int(ow), height=int(oh))
+    return record
+
+
 def sample_annotations(sample: Sample, cat_ids: Sequence[int], first_id: int = 1) -> list[dict]:
     """A sample's objects as COCO ``annotations`` records, in original-image pixels.
 
@@ -391,16 +411,14 @@ def export_coco(
     images, anns = [], []
     for i in range(len(dataset)):
         s = dataset[i]
+        record = sample_image(s, f"{s.image_id:06d}.png")
         h, w = s.meta["img_shape"]
-        oh, ow = s.meta.get("ori_shape", (h, w))
-        name = f"{s.image_id:06d}.png"
         img = s.image[:h, :w]
-        if (h, w) != (oh, ow):
-            img = np.asarray(Image.fromarray(img).resize((ow, oh), Image.BILINEAR))
-        Image.fromarray(img).save(out / image_subdir / name)
-        images.append(
-            {"id": int(s.image_id), "file_name": name, "width": int(ow), "height": int(oh)}
-        )
+        if (h, w) != (record["height"], record["width"]):
+            size = (record["width"], record["height"])
+            img = np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
+        Image.fromarray(img).save(out / image_subdir / record["file_name"])
+        images.append(record)
         anns += sample_annotations(s, cat_ids, first_id=len(anns) + 1)
     data = {
         "images": images,
