@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from torch_impl.detector.cli import main
+from torch_impl.detector.cli import SGD_DEFAULTS, _parser, _train_config, main
+from torch_impl.detector.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = [
@@ -33,6 +34,15 @@ def test_demo_quick(tmp_path, capsys):
     for name in ("predictions.png", "distributions.png", "loss_curves.png", "detections.json"):
         assert (tmp_path / name).is_file(), name
     assert (tmp_path / "run" / "last.pt").is_file()
+
+
+def test_train_options_default_to_train_config():
+    """``gfl train``'s defaults are TrainConfig's (SGD has its own learning rate and decay)."""
+    assert _train_config(_parser().parse_args(["train"])) == TrainConfig()
+    sgd = _train_config(_parser().parse_args(["train", "--optimizer", "sgd"]))
+    assert sgd == TrainConfig(optimizer="sgd", **SGD_DEFAULTS)
+    off = _train_config(_parser().parse_args(["train", "--grad-clip", "0", "--no-hflip"]))
+    assert off.grad_clip is None and off.hflip is False
 
 
 def test_export_train_evaluate_predict_on_coco_files(tmp_path, capsys):
