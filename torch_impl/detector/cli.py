@@ -128,7 +128,7 @@ def _add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
         "--data",
         choices=DATA_SOURCES,
         default=default("data"),
-        help="the embedded synthetic set, or COCO-format files (default: synthetic"
+        help=f"the embedded synthetic set, or COCO-format files (default: {TrainConfig.data}"
         + ("" if train else ", or what the checkpoint was trained on")
         + ")",
     )

@@ -256,7 +256,8 @@ def _configs_for_classes(
 
 
 #: What ``resume`` takes from the new ``TrainConfig`` rather than from the checkpoint: when to
-#: stop, and settings of this machine that leave the numbers unchanged.
+#: stop, whether to show progress, and where and how the run goes on (folder, device, threads,
+#: data workers).
 RESUME_KEEPS = ("stop_after", "progress", "device", "threads", "num_workers", "out_dir")
 
 
