@@ -1,8 +1,8 @@
-"""``python -m torch_impl …`` is the ``gfl`` command line (see :mod:`torch_impl.cli`)."""
+"""``python -m torch_impl …`` is the ``gfl`` command line (see :mod:`torch_impl.detector.cli`)."""
 
 import sys
 
-from .cli import main
+from .detector.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

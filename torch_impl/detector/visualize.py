@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .boxes import distance2bbox
+from torch_impl import distance2bbox, integral
+
 from .data.synthetic import Sample
 from .data.transforms import collate
-from .integral import integral
 
 __all__ = [
     "detection_distributions",
@@ -249,9 +249,6 @@ def plot_distributions(
     Path
     """
     plt = _plt()
-    from matplotlib.gridspec import GridSpecFromSubplotSpec
-    from matplotlib.patches import Rectangle
-
     cands = [(k, d) for k, items in enumerate(infos) for d in items if d["score"] >= score_thr]
     cands.sort(key=lambda kd: _entropy(kd[1]["probs"]))
     used: set[int] = set()  # one detection per image
@@ -274,90 +271,7 @@ def plot_distributions(
     if not chosen:
         fig.text(0.5, 0.5, f"no detection with score ≥ {score_thr:g}", ha="center")
     for slot, (k, d) in enumerate(chosen):
-        sample = samples[k]
-        gs = GridSpecFromSubplotSpec(
-            3,
-            3,
-            outer[slot // ncols, slot % ncols],
-            width_ratios=[1, 2.2, 1],
-            height_ratios=[1, 2.2, 1],
-            wspace=0.05,
-            hspace=0.05,
-        )
-        x1, y1, x2, y2 = d["box"]
-        px, py = d["point"]
-        s, probs = d["stride"], d["probs"]
-        bins = np.arange(probs.shape[1]) * s
-        expect = (probs * bins).sum(1)
-        gt = _matching_gt(sample, d["box"])
-        gt_dist = None if gt is None else np.array([px - gt[0], py - gt[1], gt[2] - px, gt[3] - py])
-        # the crop
-        ax = fig.add_subplot(gs[1, 1])
-        h, w = sample.meta["img_shape"]
-        pad = 0.35 * max(x2 - x1, y2 - y1) + 4
-        cx0, cy0 = max(0, min(x1, px) - pad), max(0, min(y1, py) - pad)
-        cx1, cy1 = min(w, max(x2, px) + pad), min(h, max(y2, py) + pad)
-        ax.imshow(sample.image[:h, :w], interpolation="nearest")
-        c = _colour(d["label"])
-        if gt is not None:
-            ax.add_patch(
-                Rectangle(
-                    gt[:2],
-                    gt[2] - gt[0],
-                    gt[3] - gt[1],
-                    fill=False,
-                    ec="lime",
-                    lw=1.0,
-                    ls=(0, (2, 2)),
-                )
-            )
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=c, lw=1.6))
-        ax.plot([px], [py], "o", ms=4, mfc="white", mec="black")
-        ax.set_xlim(cx0, cx1)
-        ax.set_ylim(cy1, cy0)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        title = f"{class_names[d['label']]} {d['score']:.2f} · entropy {_entropy(probs):.2f}"
-        top_bin = int(max(np.nonzero(probs.max(0) > 0.01)[0].max(initial=1) + 2, 4))
-        top_bin = min(top_bin, probs.shape[1])
-        # side charts: left (grows left), right (grows right), top (grows up), bottom (grows down)
-        for side, cell, horizontal, flip in (
-            (0, gs[1, 0], False, True),
-            (2, gs[1, 2], False, False),
-            (1, gs[0, 1], True, True),
-            (3, gs[2, 1], True, False),
-        ):
-            a = fig.add_subplot(cell)
-            p = probs[side, :top_bin]
-            xs = bins[:top_bin]
-            if horizontal:
-                a.barh(xs, p, height=0.8 * s, color=c, alpha=0.85)
-                a.axhline(expect[side], color="black", ls="--", lw=0.8)
-                if gt_dist is not None:
-                    a.axhline(gt_dist[side], color="green", lw=1.0)
-                a.set_ylim(-0.6 * s, xs[-1] + 0.6 * s)
-                if flip:
-                    a.invert_yaxis()
-                a.set_xlim(0, 1)
-                a.set_xticks([])
-                a.tick_params(labelsize=5, pad=1)
-                a.set_ylabel(SIDES[side] + " px", fontsize=5, labelpad=1)
-                if side == 1:
-                    a.set_title(title, fontsize=8, color=c, pad=3)
-            else:
-                a.bar(xs, p, width=0.8 * s, color=c, alpha=0.85)
-                a.axvline(expect[side], color="black", ls="--", lw=0.8)
-                if gt_dist is not None:
-                    a.axvline(gt_dist[side], color="green", lw=1.0)
-                a.set_xlim(-0.6 * s, xs[-1] + 0.6 * s)
-                if flip:
-                    a.invert_xaxis()
-                a.set_ylim(0, 1)
-                a.set_yticks([])
-                a.tick_params(labelsize=5, pad=1)
-                a.set_xlabel(SIDES[side] + " px", fontsize=5, labelpad=1)
-            for spine in ("top", "right"):
-                a.spines[spine].set_visible(False)
+        _draw_detection_panel(fig, outer[slot // ncols, slot % ncols], samples[k], d, class_names)
     fig.suptitle(
         "GFL side distributions (white dot: anchor point; bars: P(distance); "
         "dashed: expected edge; green: ground truth)\n"
@@ -365,6 +279,133 @@ def plot_distributions(
         fontsize=10,
     )
     return _save(fig, path)
+
+
+#: The side charts around a detection's crop, in a 3 × 3 grid: ``(side, grid cell, bars
+#: horizontal, axis reversed)``; the left one grows leftwards, the right one rightwards, the
+#: top one upwards, the bottom one downwards.
+_SIDE_CHARTS = (
+    (0, (1, 0), False, True),
+    (2, (1, 2), False, False),
+    (1, (0, 1), True, True),
+    (3, (2, 1), True, False),
+)
+
+
+def _draw_detection_panel(fig, cell, sample: Sample, d: dict, class_names: Sequence[str]) -> None:
+    """One detection of :func:`plot_distributions`: its crop, and a chart per side around it."""
+    from matplotlib.gridspec import GridSpecFromSubplotSpec
+
+    gs = GridSpecFromSubplotSpec(
+        3,
+        3,
+        cell,
+        width_ratios=[1, 2.2, 1],
+        height_ratios=[1, 2.2, 1],
+        wspace=0.05,
+        hspace=0.05,
+    )
+    px, py = d["point"]
+    s, probs = d["stride"], d["probs"]
+    bins = np.arange(probs.shape[1]) * s
+    expect = (probs * bins).sum(1)
+    gt = _matching_gt(sample, d["box"])
+    gt_dist = None if gt is None else np.array([px - gt[0], py - gt[1], gt[2] - px, gt[3] - py])
+    c = _colour(d["label"])
+    _draw_crop(fig.add_subplot(gs[1, 1]), sample, d, gt, c)
+    title = f"{class_names[d['label']]} {d['score']:.2f} · entropy {_entropy(probs):.2f}"
+    top_bin = int(max(np.nonzero(probs.max(0) > 0.01)[0].max(initial=1) + 2, 4))
+    top_bin = min(top_bin, probs.shape[1])
+    for side, (row, col), horizontal, flip in _SIDE_CHARTS:
+        a = fig.add_subplot(gs[row, col])
+        _draw_side_chart(
+            a,
+            side,
+            probs[side, :top_bin],
+            bins[:top_bin],
+            s,
+            expect=expect[side],
+            gt_edge=None if gt_dist is None else gt_dist[side],
+            colour=c,
+            horizontal=horizontal,
+            flip=flip,
+        )
+        if side == 1:
+            a.set_title(title, fontsize=8, color=c, pad=3)
+
+
+def _draw_crop(ax, sample: Sample, d: dict, gt: np.ndarray | None, colour) -> None:
+    """The detection's box (and the ground truth's, dashed) and anchor point, cropped around."""
+    from matplotlib.patches import Rectangle
+
+    x1, y1, x2, y2 = d["box"]
+    px, py = d["point"]
+    h, w = sample.meta["img_shape"]
+    pad = 0.35 * max(x2 - x1, y2 - y1) + 4
+    cx0, cy0 = max(0, min(x1, px) - pad), max(0, min(y1, py) - pad)
+    cx1, cy1 = min(w, max(x2, px) + pad), min(h, max(y2, py) + pad)
+    ax.imshow(sample.image[:h, :w], interpolation="nearest")
+    if gt is not None:
+        ax.add_patch(
+            Rectangle(
+                gt[:2],
+                gt[2] - gt[0],
+                gt[3] - gt[1],
+                fill=False,
+                ec="lime",
+                lw=1.0,
+                ls=(0, (2, 2)),
+            )
+        )
+    ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=1.6))
+    ax.plot([px], [py], "o", ms=4, mfc="white", mec="black")
+    ax.set_xlim(cx0, cx1)
+    ax.set_ylim(cy1, cy0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _draw_side_chart(
+    a,
+    side: int,
+    p: np.ndarray,
+    xs: np.ndarray,
+    s: float,
+    *,
+    expect: float,
+    gt_edge: float | None,
+    colour,
+    horizontal: bool,
+    flip: bool,
+) -> None:
+    """Side ``side``'s probabilities ``p`` of the distances ``xs`` (stride ``s``) as bars,
+    the expected distance dashed and the ground truth's green."""
+    if horizontal:
+        a.barh(xs, p, height=0.8 * s, color=colour, alpha=0.85)
+        a.axhline(expect, color="black", ls="--", lw=0.8)
+        if gt_edge is not None:
+            a.axhline(gt_edge, color="green", lw=1.0)
+        a.set_ylim(-0.6 * s, xs[-1] + 0.6 * s)
+        if flip:
+            a.invert_yaxis()
+        a.set_xlim(0, 1)
+        a.set_xticks([])
+        a.tick_params(labelsize=5, pad=1)
+        a.set_ylabel(SIDES[side] + " px", fontsize=5, labelpad=1)
+    else:
+        a.bar(xs, p, width=0.8 * s, color=colour, alpha=0.85)
+        a.axvline(expect, color="black", ls="--", lw=0.8)
+        if gt_edge is not None:
+            a.axvline(gt_edge, color="green", lw=1.0)
+        a.set_xlim(-0.6 * s, xs[-1] + 0.6 * s)
+        if flip:
+            a.invert_xaxis()
+        a.set_ylim(0, 1)
+        a.set_yticks([])
+        a.tick_params(labelsize=5, pad=1)
+        a.set_xlabel(SIDES[side] + " px", fontsize=5, labelpad=1)
+    for spine in ("top", "right"):
+        a.spines[spine].set_visible(False)
 
 
 def _pick(cands: list, n: int, used: set[int]) -> list:

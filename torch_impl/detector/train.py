@@ -5,11 +5,11 @@
 * ``DistributedDataParallel`` and a ``DistributedSampler`` whenever the
   process was started by ``torchrun`` (or with ``RANK``/``WORLD_SIZE`` set):
   the same code, on gloo for CPUs and NCCL for GPUs;
-* checkpoints written atomically (temporary file, fsync, rename) and read
-  with ``weights_only=True``; ``resume`` continues exactly where the last one
-  stopped: same weights, optimizer state, schedule position, data order and
-  augmentation, so an interrupted-and-resumed run ends with the same weights
-  as an uninterrupted one;
+* a checkpoint (:mod:`.checkpoint`) every ``checkpoint_every`` steps;
+  ``resume`` continues exactly where the last one stopped: same weights,
+  optimizer state, schedule position, data order and augmentation, so an
+  interrupted-and-resumed run ends with the same weights as an uninterrupted
+  one;
 * Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes a checkpoint
   and raises :class:`KeyboardInterrupt`; a non-finite loss stops training
   with a :class:`FloatingPointError` that says which loss and where.
@@ -35,27 +35,31 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from reference.config import GFLConfig
 from reference.validation import check_choice, check_scalar
+from torch_impl import GFLConfig
 
+from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from .data.coco import CocoDetection
 from .data.synthetic import CLASS_NAMES, Sample, SyntheticDetection
 from .data.transforms import Batch, collate, hflip
 from .model.detector import PRESETS, GFLDetector, ModelConfig, config_from_dict
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
+    "DATA_SOURCES",
+    "OPTIMIZERS",
+    "RESUME_KEEPS",
     "TrainConfig",
     "TrainResult",
     "build_datasets",
-    "build_model",
-    "load_checkpoint",
     "lr_at",
-    "save_checkpoint",
+    "pick_device",
     "train",
 ]
 
-CHECKPOINT_FORMAT = "gfl-from-scratch/1"
+#: ``TrainConfig.data``: the embedded synthetic set, or COCO-format files.
+DATA_SOURCES = ("synthetic", "coco")
+#: ``TrainConfig.optimizer``.
+OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -157,8 +161,8 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        check_choice(self.data, "data", ("synthetic", "coco"))
-        check_choice(self.optimizer, "optimizer", ("adamw", "sgd"))
+        check_choice(self.data, "data", DATA_SOURCES)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         for name in ("train_size", "epochs", "batch_size", "checkpoint_every"):
             check_scalar(getattr(self, name), name, low=1, integer=True)
         for name in ("val_size", "warmup_iters", "data_seed", "seed", "threads", "num_workers"):
@@ -210,16 +214,6 @@ class TrainResult:
 # --------------------------------------------------------------------------- building
 
 
-def build_model(
-    model_cfg: ModelConfig | str = "cpu", head_cfg: GFLConfig | None = None, num_classes: int = 6
-) -> GFLDetector:
-    """A :class:`GFLDetector` from a config or a preset name (``"cpu"``, ``"gpu"``)."""
-    if isinstance(model_cfg, str):
-        check_choice(model_cfg, "model_cfg", tuple(PRESETS))
-        model_cfg = dataclasses.replace(PRESETS[model_cfg], num_classes=num_classes)
-    return GFLDetector(model_cfg, head_cfg)
-
-
 def build_datasets(cfg: TrainConfig) -> tuple[Any, Any | None, tuple[str, ...], list[int]]:
     """``(train_set, val_set or None, class_names, cat_ids)`` described by ``cfg``."""
     if cfg.data == "synthetic":
@@ -245,6 +239,38 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any | None, tuple[str, ...], 
                 f"val_json categories {val.cat_ids} differ from train_json's {train.cat_ids}"
             )
     return train, val, train.class_names, list(train.cat_ids)
+
+
+def _configs_for_classes(
+    model_cfg: ModelConfig | str, head_cfg: GFLConfig | None, num_classes: int
+) -> tuple[ModelConfig, GFLConfig]:
+    """The model config (a preset name resolved) and head config, both for ``num_classes``."""
+    if isinstance(model_cfg, str):
+        check_choice(model_cfg, "model_cfg", tuple(PRESETS))
+        model_cfg = PRESETS[model_cfg]
+    model_cfg = dataclasses.replace(model_cfg, num_classes=num_classes)
+    head_cfg = head_cfg or GFLConfig(num_classes=num_classes)
+    if head_cfg.num_classes != num_classes:
+        head_cfg = dataclasses.replace(head_cfg, num_classes=num_classes)
+    return model_cfg, head_cfg
+
+
+#: What ``resume`` takes from the new ``TrainConfig`` rather than from the checkpoint: when to
+#: stop, whether to show progress, and where and how the run goes on (folder, device, threads,
+#: data workers).
+RESUME_KEEPS = ("stop_after", "progress", "device", "threads", "num_workers", "out_dir")
+
+
+def _resumed_configs(cfg: TrainConfig, state: dict) -> tuple[TrainConfig, ModelConfig, GFLConfig]:
+    """The configs a checkpoint was trained with, but :data:`RESUME_KEEPS` from ``cfg``."""
+    saved = dict(state["configs"]["train"])
+    for keep in RESUME_KEEPS:
+        saved[keep] = getattr(cfg, keep)
+    return (
+        config_from_dict(TrainConfig, saved),
+        config_from_dict(ModelConfig, state["configs"]["model"]),
+        config_from_dict(GFLConfig, state["configs"]["head"]),
+    )
 
 
 class _EpochView:
@@ -308,64 +334,6 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """Write ``state`` with :func:`torch.save` atomically: a temporary file, fsync, rename.
-
-    A reader sees either the previous checkpoint or the new one, never half
-    of one, even if the process dies while writing.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True`` and check that it is one of ours."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing
-        raise ValueError(f"{path} is not a readable checkpoint: {exc}") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
-    return state
-
-
-def model_from_checkpoint(state: dict, ema: bool = True) -> GFLDetector:
-    """Rebuild the detector described by a checkpoint and load its weights.
-
-    With ``ema`` (default) the moving-average weights are used when the
-    checkpoint has them.
-    """
-    cfgs = state["configs"]
-    model = GFLDetector(
-        config_from_dict(ModelConfig, cfgs["model"]), config_from_dict(GFLConfig, cfgs["head"])
-    )
-    model.load_state_dict(state["ema"] if ema and state.get("ema") is not None else state["model"])
-    return model
-
-
 class _EMA:
     """Exponential moving average of a model's floating state (weights and BN statistics)."""
 
@@ -383,7 +351,7 @@ class _EMA:
                 self.state[k].copy_(v)
 
 
-# --------------------------------------------------------------------------- distributed
+# --------------------------------------------------------------------------- processes and devices
 
 
 def _dist_env() -> tuple[int, int, int]:
@@ -394,13 +362,35 @@ def _dist_env() -> tuple[int, int, int]:
     return rank, world, local
 
 
-def _pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
-    if cfg.device == "auto":
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """The device called ``name``: ``"auto"`` is CUDA when present (else the CPU), and a
+    ``"cuda"`` without an index is the GPU of local process ``local_rank``."""
+    if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(cfg.device)
+    dev = torch.device(name)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device(f"cuda:{local_rank}")
     return dev
+
+
+def _set_up_device(cfg: TrainConfig, local_rank: int, world: int) -> torch.device:
+    """This process's device; on a CPU, its share of the threads (``cfg.threads`` or cores /
+    local processes)."""
+    device = pick_device(cfg.device, local_rank)
+    if device.type == "cpu":
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // local_world))
+    elif device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    if world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 class _StopFlag:
@@ -426,6 +416,193 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Run:
+    """One process's part of a training run: what it trains, with what, and how far it is.
+
+    ``it`` counts the steps done; ``updating`` is True from the start of the
+    optimizer's update until ``it`` counts it (a checkpoint taken then would
+    be inconsistent).
+    """
+
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    train_set: Any
+    class_names: Sequence[str]
+    cat_ids: Sequence[int]
+    model: GFLDetector
+    ddp_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: _EMA | None
+    sampler: torch.utils.data.DistributedSampler
+    iters_per_epoch: int
+    it: int = 0
+    updating: bool = False
+
+    @property
+    def use_amp(self) -> bool:
+        return self.cfg.amp and self.device.type == "cuda"
+
+    @property
+    def total(self) -> int:
+        """Steps of the whole run (the schedule spans them)."""
+        return self.cfg.epochs * self.iters_per_epoch
+
+    @property
+    def stop_at(self) -> int:
+        """Steps after which this call stops (``stop_after`` or the whole run)."""
+        return self.total if self.cfg.stop_after is None else min(self.total, self.cfg.stop_after)
+
+    @property
+    def ckpt_path(self) -> Path:
+        return Path(self.cfg.out_dir) / "last.pt"
+
+    def epoch_loader(self, epoch: int, pos: int) -> torch.utils.data.DataLoader:
+        """The batches of ``epoch`` from its ``pos``-th on, as an unbroken run would see them."""
+        cfg = self.cfg
+        self.sampler.set_epoch(epoch)
+        indices = list(self.sampler)[pos * cfg.batch_size : self.iters_per_epoch * cfg.batch_size]
+        return torch.utils.data.DataLoader(
+            _EpochView(self.train_set, epoch, cfg.seed, cfg.hflip),
+            batch_size=cfg.batch_size,
+            sampler=_ListSampler(indices),
+            drop_last=True,
+            collate_fn=collate,
+            num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def step(self, batch: Batch) -> dict:
+        """One optimizer step on ``batch`` (and the moving average); returns its log record."""
+        lr = lr_at(self.cfg, self.it, self.total)
+        optimizer, scaler = self.optimizer, self.scaler
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            losses = self.ddp_model(batch.images, batch.gt_bboxes, batch.gt_labels, batch.img_metas)
+        loss = losses["loss_cls"] + losses["loss_bbox"] + losses["loss_dfl"]
+        names = ("loss", "loss_cls", "loss_bbox", "loss_dfl")
+        values = torch.stack([loss.detach(), *(losses[k].detach() for k in names[1:])]).tolist()
+        if not all(math.isfinite(v) for v in values):
+            raise FloatingPointError(
+                f"non-finite loss at step {self.it}: loss_cls={values[1]}, "
+                f"loss_bbox={values[2]}, loss_dfl={values[3]} (lr {lr:.3g}); the last "
+                "checkpoint is untouched — try a lower --lr or a longer --warmup-iters"
+            )
+        scaler.scale(loss).backward()
+        grad_norm = float("nan")
+        if self.cfg.grad_clip is not None:
+            scaler.unscale_(optimizer)
+            params = self.ddp_model.parameters()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
+        self.updating = True
+        scaler.step(optimizer)
+        scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model, self.it + 1)
+        self.it += 1
+        self.updating = False
+        return {"lr": lr, **dict(zip(names, values)), "grad_norm": grad_norm}
+
+    def snapshot(self) -> dict:
+        """The checkpoint of the run as it stands (see :mod:`.checkpoint` for the keys)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "iteration": self.it,
+            "total_iterations": self.total,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.use_amp else None,
+            "torch_rng": torch.get_rng_state(),
+            "configs": {"train": asdict(self.cfg), **self.model.config_dict()},
+            "class_names": list(self.class_names),
+            "cat_ids": [int(c) for c in self.cat_ids],
+        }
+
+    def checkpoint(self) -> None:
+        """Rank 0 writes ``last.pt``; every rank waits for it."""
+        if self.rank == 0:
+            save_checkpoint(self.ckpt_path, self.snapshot())
+        if self.world > 1:
+            dist.barrier()
+
+
+def _start_run(
+    cfg: TrainConfig,
+    model_cfg: ModelConfig | str,
+    head_cfg: GFLConfig | None,
+    state: dict | None,
+    rank: int,
+    world: int,
+    local_rank: int,
+) -> _Run:
+    """Build the model, optimizer and data order of a run; from ``state`` when resuming."""
+    device = _set_up_device(cfg, local_rank, world)
+    train_set, _, class_names, cat_ids = build_datasets(cfg)
+    model_cfg, head_cfg = _configs_for_classes(model_cfg, head_cfg, len(class_names))
+    torch.manual_seed(cfg.seed)
+    model = GFLDetector(model_cfg, head_cfg).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _make_optimizer(cfg, model)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    start_it = 0 if state is None else _restore(state, model, optimizer, scaler)
+    ema = _EMA(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
+    if ema is not None and state is not None and state.get("ema") is not None:
+        ema.state = {k: v.to(device) for k, v in state["ema"].items()}
+    ddp_model: nn.Module = model
+    if world > 1:
+        ddp_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    sampler = torch.utils.data.DistributedSampler(
+        train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
+    )
+    iters_per_epoch = len(sampler) // cfg.batch_size
+    if iters_per_epoch == 0:
+        raise ValueError(
+            f"batch_size must be <= images per process ({len(sampler)}), got {cfg.batch_size}"
+        )
+    return _Run(
+        cfg=cfg,
+        rank=rank,
+        world=world,
+        device=device,
+        train_set=train_set,
+        class_names=class_names,
+        cat_ids=cat_ids,
+        model=model,
+        ddp_model=ddp_model,
+        optimizer=optimizer,
+        scaler=scaler,
+        ema=ema,
+        sampler=sampler,
+        iters_per_epoch=iters_per_epoch,
+        it=start_it,
+    )
+
+
+def _restore(
+    state: dict, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+) -> int:
+    """Load a checkpoint's weights, optimizer, scaler and RNG state; returns its step count."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    if "torch_rng" in state:
+        torch.set_rng_state(state["torch_rng"])
+    return int(state["iteration"])
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -449,8 +626,8 @@ def train(
         Default: ``GFLConfig(num_classes=…)`` (mmdetection's GFL settings).
     resume : bool
         Continue from ``out_dir/last.pt`` (its configs win over the arguments,
-        except ``stop_after``, ``progress`` and ``epochs``-independent I/O
-        settings, which come from ``cfg``).
+        except :data:`RESUME_KEEPS`: ``stop_after``, ``progress`` and the
+        I/O and hardware settings, which come from ``cfg``).
     init_method : str, optional
         ``torch.distributed`` rendezvous (default ``env://``, as torchrun
         sets up); only used when ``WORLD_SIZE > 1``.
@@ -464,7 +641,7 @@ def train(
     rank, world, local_rank = _dist_env()
     started_dist = False
     if world > 1 and not dist.is_initialized():
-        device = _pick_device(cfg, local_rank)
+        device = pick_device(cfg.device, local_rank)
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(
             backend, init_method=init_method or "env://", rank=rank, world_size=world
@@ -480,238 +657,99 @@ def train(
 
 
 def _train(cfg, model_cfg, head_cfg, resume, rank, world, local_rank, on_step) -> TrainResult:
-    out_dir = Path(cfg.out_dir)
-    ckpt_path = out_dir / "last.pt"
-    log_path = out_dir / "train_log.jsonl"
     state = None
     if resume:
-        state = load_checkpoint(ckpt_path)
-        saved = dict(state["configs"]["train"])
-        for keep in ("stop_after", "progress", "device", "threads", "num_workers", "out_dir"):
-            saved[keep] = getattr(cfg, keep)
-        cfg = config_from_dict(TrainConfig, saved)
-        model_cfg = config_from_dict(ModelConfig, state["configs"]["model"])
-        head_cfg = config_from_dict(GFLConfig, state["configs"]["head"])
-
-    device = _pick_device(cfg, local_rank)
-    if device.type == "cpu":
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // local_world))
-    elif device.type == "cuda":
-        torch.cuda.set_device(device)
-    use_amp = cfg.amp and device.type == "cuda"
-
-    train_set, _, class_names, cat_ids = build_datasets(cfg)
-    num_classes = len(class_names)
-    if isinstance(model_cfg, str):
-        check_choice(model_cfg, "model_cfg", tuple(PRESETS))
-        model_cfg = PRESETS[model_cfg]
-    model_cfg = dataclasses.replace(model_cfg, num_classes=num_classes)
-    head_cfg = head_cfg or GFLConfig(num_classes=num_classes)
-    if head_cfg.num_classes != num_classes:
-        head_cfg = dataclasses.replace(head_cfg, num_classes=num_classes)
-
-    torch.manual_seed(cfg.seed)
-    model = GFLDetector(model_cfg, head_cfg).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = _make_optimizer(cfg, model)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start_it = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start_it = int(state["iteration"])
-        if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"])
-    ema = _EMA(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
-    if ema is not None and state is not None and state.get("ema") is not None:
-        ema.state = {k: v.to(device) for k, v in state["ema"].items()}
-    ddp_model: nn.Module = model
-    if world > 1:
-        ddp_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    sampler = torch.utils.data.DistributedSampler(
-        train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True
-    )
-    iters_per_epoch = len(sampler) // cfg.batch_size
-    if iters_per_epoch == 0:
-        raise ValueError(
-            f"batch_size must be <= images per process ({len(sampler)}), got {cfg.batch_size}"
-        )
-    total = cfg.epochs * iters_per_epoch
-    stop_at = total if cfg.stop_after is None else min(total, cfg.stop_after)
-
-    def snapshot(iteration: int) -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "iteration": iteration,
-            "total_iterations": total,
-            "model": model.state_dict(),
-            "ema": ema.state if ema is not None else None,
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if use_amp else None,
-            "torch_rng": torch.get_rng_state(),
-            "configs": {"train": asdict(cfg), **model.config_dict()},
-            "class_names": list(class_names),
-            "cat_ids": [int(c) for c in cat_ids],
-        }
-
-    def checkpoint(iteration: int) -> None:
-        if rank == 0:
-            save_checkpoint(ckpt_path, snapshot(iteration))
-        if world > 1:
-            dist.barrier()
-
-    history: list[dict] = []
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if log_path.exists() and start_it > 0:  # keep the log of the steps the checkpoint has
-            with open(log_path) as f:
-                history = [r for r in map(json.loads, f) if r["iter"] < start_it]
-        with open(log_path, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in history)
-
-    bar = None
-    if rank == 0 and cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=stop_at,
-            initial=start_it,
-            desc="train",
-            unit="it",
-            dynamic_ncols=True,
-            mininterval=0.5,
-        )
+        state = load_checkpoint(Path(cfg.out_dir) / "last.pt")
+        cfg, model_cfg, head_cfg = _resumed_configs(cfg, state)
+    run = _start_run(cfg, model_cfg, head_cfg, state, rank, world, local_rank)
+    log_path = Path(cfg.out_dir) / "train_log.jsonl"
+    history = _restart_log(log_path, run.it) if rank == 0 else []
+    bar = _progress_bar(run.it, run.stop_at) if rank == 0 and cfg.progress else None
     t0 = time.perf_counter()
-    it = start_it
-    guard = {"updating": False}  # True from the optimizer update until ``it`` counts it
-    stopped = False
-    model.train()
+    run.model.train()
     with _StopFlag() as stop, open(log_path, "a") if rank == 0 else contextlib.nullcontext() as log:
         try:
-            while it < stop_at:
-                epoch, pos = divmod(it, iters_per_epoch)
-                sampler.set_epoch(epoch)
-                indices = list(sampler)[pos * cfg.batch_size : iters_per_epoch * cfg.batch_size]
-                loader = torch.utils.data.DataLoader(
-                    _EpochView(train_set, epoch, cfg.seed, cfg.hflip),
-                    batch_size=cfg.batch_size,
-                    sampler=_ListSampler(indices),
-                    drop_last=True,
-                    collate_fn=collate,
-                    num_workers=cfg.num_workers,
-                    pin_memory=device.type == "cuda",
-                )
-                for batch in loader:
-                    if it >= stop_at:
-                        break
-                    record = _step(
-                        ddp_model,
-                        optimizer,
-                        scaler,
-                        batch.to(device),
-                        cfg,
-                        lr_at(cfg, it, total),
-                        use_amp,
-                        device,
-                        it,
-                        guard,
-                    )
-                    if ema is not None:
-                        ema.update(model, it + 1)
-                    it += 1
-                    guard["updating"] = False
-                    record.update(iter=it - 1, epoch=epoch, time=round(time.perf_counter() - t0, 3))
-                    if rank == 0:
-                        history.append(record)
-                        log.write(json.dumps(record) + "\n")
-                        if bar is not None:
-                            bar.update(1)
-                            bar.set_postfix(
-                                cls=f"{record['loss_cls']:.3f}",
-                                bbox=f"{record['loss_bbox']:.3f}",
-                                dfl=f"{record['loss_dfl']:.3f}",
-                                lr=f"{record['lr']:.1e}",
-                                refresh=False,
-                            )
-                        if on_step is not None:
-                            on_step(it, record)
-                    if _any_rank(stop.requested, world, device):
-                        stopped = True
-                        break
-                    if it % cfg.checkpoint_every == 0 and it < stop_at:
-                        checkpoint(it)
-                if stopped:
-                    break
+            stopped = _run_steps(run, stop, t0, _StepLog(history, log, bar, on_step))
         except KeyboardInterrupt:
             # A hard interrupt (a second Ctrl-C): save unless it hit the weight update itself,
             # in which case the previous checkpoint is the consistent one.
-            if rank == 0 and not guard["updating"]:
-                save_checkpoint(ckpt_path, snapshot(it))
+            if rank == 0 and not run.updating:
+                save_checkpoint(run.ckpt_path, run.snapshot())
             raise
         finally:
             if bar is not None:
                 bar.close()
-    checkpoint(it)
+    run.checkpoint()
     if stopped:
-        raise KeyboardInterrupt(f"training interrupted after step {it}; checkpoint {ckpt_path}")
-    return TrainResult(ckpt_path, it, time.perf_counter() - t0, model, history)
-
-
-def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
-    if world == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def _step(
-    model,
-    optimizer,
-    scaler,
-    batch: Batch,
-    cfg: TrainConfig,
-    lr: float,
-    use_amp: bool,
-    device: torch.device,
-    it: int,
-    guard: dict,
-) -> dict:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-        losses = model(batch.images, batch.gt_bboxes, batch.gt_labels, batch.img_metas)
-    loss = losses["loss_cls"] + losses["loss_bbox"] + losses["loss_dfl"]
-    values = torch.stack(
-        [loss.detach(), *(losses[k].detach() for k in ("loss_cls", "loss_bbox", "loss_dfl"))]
-    ).tolist()
-    if not all(math.isfinite(v) for v in values):
-        raise FloatingPointError(
-            f"non-finite loss at step {it}: loss_cls={values[1]}, loss_bbox={values[2]}, "
-            f"loss_dfl={values[3]} (lr {lr:.3g}); the last checkpoint is untouched — "
-            "try a lower --lr or a longer --warmup-iters"
+        raise KeyboardInterrupt(
+            f"training interrupted after step {run.it}; checkpoint {run.ckpt_path}"
         )
-    scaler.scale(loss).backward()
-    grad_norm = float("nan")
-    if cfg.grad_clip is not None:
-        scaler.unscale_(optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-    guard["updating"] = True
-    scaler.step(optimizer)
-    scaler.update()
-    return {
-        "lr": lr,
-        "loss": values[0],
-        "loss_cls": values[1],
-        "loss_bbox": values[2],
-        "loss_dfl": values[3],
-        "grad_norm": grad_norm,
-    }
+    return TrainResult(run.ckpt_path, run.it, time.perf_counter() - t0, run.model, history)
+
+
+def _restart_log(log_path: Path, start_it: int) -> list[dict]:
+    """Rewrite the log with the records of the steps the checkpoint has; returns them."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    history: list[dict] = []
+    if log_path.exists() and start_it > 0:
+        with open(log_path) as f:
+            history = [r for r in map(json.loads, f) if r["iter"] < start_it]
+    with open(log_path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in history)
+    return history
+
+
+def _progress_bar(start_it: int, stop_at: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=stop_at,
+        initial=start_it,
+        desc="train",
+        unit="it",
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
+
+
+@dataclass
+class _StepLog:
+    """Where rank 0 reports each step: the history, the log file, the progress bar, ``on_step``."""
+
+    history: list[dict]
+    file: Any
+    bar: Any
+    on_step: Callable[[int, dict], None] | None
+
+    def __call__(self, it: int, record: dict) -> None:
+        self.history.append(record)
+        self.file.write(json.dumps(record) + "\n")
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(
+                cls=f"{record['loss_cls']:.3f}",
+                bbox=f"{record['loss_bbox']:.3f}",
+                dfl=f"{record['loss_dfl']:.3f}",
+                lr=f"{record['lr']:.1e}",
+                refresh=False,
+            )
+        if self.on_step is not None:
+            self.on_step(it, record)
+
+
+def _run_steps(run: _Run, stop: _StopFlag, t0: float, report: _StepLog) -> bool:
+    """Step until ``run.stop_at``, checkpointing as configured; True if asked to stop early."""
+    while run.it < run.stop_at:
+        epoch, pos = divmod(run.it, run.iters_per_epoch)
+        for batch in run.epoch_loader(epoch, pos):
+            if run.it >= run.stop_at:
+                break
+            record = run.step(batch.to(run.device))
+            record.update(iter=run.it - 1, epoch=epoch, time=round(time.perf_counter() - t0, 3))
+            if run.rank == 0:
+                report(run.it, record)
+            if _any_rank(stop.requested, run.world, run.device):
+                return True
+            if run.it % run.cfg.checkpoint_every == 0 and run.it < run.stop_at:
+                run.checkpoint()
+    return False

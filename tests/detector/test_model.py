@@ -8,9 +8,9 @@ import pytest
 import torch
 from tiny_model import TINY  # the detector these tests share
 
-from reference.config import GFLConfig
-from torch_impl.data import SyntheticDetection, collate
-from torch_impl.model import (
+from torch_impl import GFLConfig
+from torch_impl.detector.data import SyntheticDetection, collate
+from torch_impl.detector.model import (
     FPN,
     PRESETS,
     GFLDetector,

@@ -9,11 +9,11 @@ import pytest
 import torch
 from tiny_model import TINY  # the detector these tests share
 
-from reference.config import GFLConfig
-from torch_impl.data import CLASS_NAMES, CocoDetection, SyntheticDetection, export_coco
-from torch_impl.evaluate import METRIC_NAMES, coco_evaluate, evaluate_model, run_inference
-from torch_impl.model import GFLDetector
-from torch_impl.visualize import (
+from torch_impl import GFLConfig
+from torch_impl.detector.data import CLASS_NAMES, CocoDetection, SyntheticDetection, export_coco
+from torch_impl.detector.evaluate import METRIC_NAMES, coco_evaluate, evaluate_model, run_inference
+from torch_impl.detector.model import GFLDetector
+from torch_impl.detector.visualize import (
     detection_distributions,
     plot_distributions,
     plot_loss_curves,

@@ -32,7 +32,14 @@ from reference.validation import check_scalar
 from .synthetic import Sample
 from .transforms import letterbox
 
-__all__ = ["CocoDetection", "DataWarning", "export_coco", "load_image", "sample_annotations"]
+__all__ = [
+    "CocoDetection",
+    "DataWarning",
+    "export_coco",
+    "load_image",
+    "sample_annotations",
+    "sample_image",
+]
 
 
 class DataWarning(UserWarning):
@@ -122,137 +129,15 @@ class CocoDetection:
 
     def _parse(self, data: dict) -> None:
         src = self.ann_file
-        if len(data["categories"]) == 0:
-            raise ValueError(f"{src}: 'categories' must not be empty")
-        cats: dict[int, str] = {}
-        for k, c in enumerate(data["categories"]):
-            if (
-                not isinstance(c, dict)
-                or not _is_int(c.get("id"))
-                or not isinstance(c.get("name"), str)
-            ):
-                raise ValueError(
-                    f"{src}: categories[{k}] must be an object with an int 'id' and "
-                    f"a str 'name', got {c!r}"
-                )
-            if c["id"] in cats:
-                raise ValueError(f"{src}: category id {c['id']} appears twice")
-            cats[c["id"]] = c["name"]
+        cats = _parse_categories(data["categories"], src)
         self.cat_ids = sorted(cats)
         self.class_names = tuple(cats[i] for i in self.cat_ids)
-        cat_to_label = {cid: k for k, cid in enumerate(self.cat_ids)}
-
-        images: dict[int, dict] = {}
-        for k, im in enumerate(data["images"]):
-            ok = (
-                isinstance(im, dict)
-                and _is_int(im.get("id"))
-                and isinstance(im.get("file_name"), str)
-                and _is_int(im.get("width"))
-                and _is_int(im.get("height"))
-                and im["width"] > 0
-                and im["height"] > 0
-            )
-            if not ok:
-                raise ValueError(
-                    f"{src}: images[{k}] must be an object with an int 'id', a str "
-                    f"'file_name' and positive int 'width' and 'height', got {im!r}"
-                )
-            if im["id"] in images:
-                raise ValueError(f"{src}: image id {im['id']} appears twice")
-            images[im["id"]] = im
-        missing = [
-            str(self.image_dir / im["file_name"])
-            for im in images.values()
-            if not (self.image_dir / im["file_name"]).is_file()
-        ]
-        if missing:
-            raise FileNotFoundError(
-                f"{src}: {len(missing)} of {len(images)} image file(s) not found under "
-                f"{self.image_dir}: {_ids(missing, 3)}"
-            )
-
-        per_image: dict[int, list[tuple[list[float], int]]] = {i: [] for i in images}
-        kept_anns: list[dict] = []
-        degenerate, outside, clipped, crowd = [], [], [], []
-        for k, a in enumerate(data["annotations"]):
-            if not isinstance(a, dict):
-                raise ValueError(f"{src}: annotations[{k}] must be an object, got {a!r}")
-            aid = a.get("id", f"#{k}")
-            if a.get("image_id") not in images:
-                raise ValueError(
-                    f"{src}: annotation {aid} refers to image_id {a.get('image_id')!r}, "
-                    "which is not in 'images'"
-                )
-            if a.get("category_id") not in cat_to_label:
-                raise ValueError(
-                    f"{src}: annotation {aid} has category_id {a.get('category_id')!r}, "
-                    f"expected one of the category ids {self.cat_ids}"
-                )
-            box = a.get("bbox")
-            if (
-                not isinstance(box, list)
-                or len(box) != 4
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
-            ):
-                raise ValueError(
-                    f"{src}: annotation {aid} must have 'bbox' = [x, y, width, height] "
-                    f"(4 numbers), got {box!r}"
-                )
-            if not all(math.isfinite(v) for v in box):
-                raise ValueError(f"{src}: annotation {aid} has a non-finite bbox {box!r}")
-            x, y, w, h = (float(v) for v in box)
-            if w <= 0 or h <= 0:
-                degenerate.append(aid)
-                continue
-            im = images[a["image_id"]]
-            x1, y1 = min(max(x, 0.0), im["width"]), min(max(y, 0.0), im["height"])
-            x2, y2 = min(max(x + w, 0.0), im["width"]), min(max(y + h, 0.0), im["height"])
-            if x2 - x1 <= 0 or y2 - y1 <= 0:
-                outside.append(aid)
-                continue
-            if (x1, y1, x2, y2) != (x, y, x + w, y + h):
-                clipped.append(aid)
-            ann = dict(a, bbox=[x1, y1, x2 - x1, y2 - y1])
-            ann.setdefault("area", (x2 - x1) * (y2 - y1))
-            ann.setdefault("iscrowd", 0)
-            ann["id"] = a.get("id", 10**9 + k)
-            kept_anns.append(ann)
-            if ann["iscrowd"]:
-                crowd.append(aid)
-                continue
-            per_image[a["image_id"]].append(([x1, y1, x2, y2], cat_to_label[a["category_id"]]))
-
-        name = src.name
-        if degenerate:
-            warnings.warn(
-                f"{name}: dropped {len(degenerate)} annotation(s) with zero or negative "
-                f"width/height (ids {_ids(degenerate)})",
-                DataWarning,
-                stacklevel=3,
-            )
-        if outside:
-            warnings.warn(
-                f"{name}: dropped {len(outside)} annotation(s) lying wholly outside "
-                f"their image (ids {_ids(outside)})",
-                DataWarning,
-                stacklevel=3,
-            )
-        if clipped:
-            warnings.warn(
-                f"{name}: clipped {len(clipped)} annotation(s) that reach outside "
-                f"their image to the image (ids {_ids(clipped)})",
-                DataWarning,
-                stacklevel=3,
-            )
-        if crowd:
-            warnings.warn(
-                f"{name}: {len(crowd)} iscrowd annotation(s) are not training targets; "
-                f"evaluation treats them as crowd regions (ids {_ids(crowd)})",
-                DataWarning,
-                stacklevel=3,
-            )
-
+        images = _parse_images(data["images"], src)
+        _check_image_files(images, self.image_dir, src)
+        kept_anns, per_image, noted = _parse_annotations(
+            data["annotations"], images, self.cat_ids, src
+        )
+        _warn_about(src.name, noted)
         self.image_ids = sorted(images)
         self._images = images
         self._targets = per_image
@@ -286,6 +171,178 @@ class CocoDetection:
     def coco_dict(self) -> dict:
         """The checked ground truth (dropped boxes removed, clipped ones clipped), COCO format."""
         return json.loads(json.dumps(self._coco))
+
+
+def _parse_categories(categories: list, src: Path) -> dict[int, str]:
+    """``{category id: name}``; a ValueError for an empty list, a malformed entry, a repeated id."""
+    if len(categories) == 0:
+        raise ValueError(f"{src}: 'categories' must not be empty")
+    cats: dict[int, str] = {}
+    for k, c in enumerate(categories):
+        if (
+            not isinstance(c, dict)
+            or not _is_int(c.get("id"))
+            or not isinstance(c.get("name"), str)
+        ):
+            raise ValueError(
+                f"{src}: categories[{k}] must be an object with an int 'id' and "
+                f"a str 'name', got {c!r}"
+            )
+        if c["id"] in cats:
+            raise ValueError(f"{src}: category id {c['id']} appears twice")
+        cats[c["id"]] = c["name"]
+    return cats
+
+
+def _parse_images(images: list, src: Path) -> dict[int, dict]:
+    """``{image id: record}``; a ValueError for a malformed record or a repeated id."""
+    by_id: dict[int, dict] = {}
+    for k, im in enumerate(images):
+        ok = (
+            isinstance(im, dict)
+            and _is_int(im.get("id"))
+            and isinstance(im.get("file_name"), str)
+            and _is_int(im.get("width"))
+            and _is_int(im.get("height"))
+            and im["width"] > 0
+            and im["height"] > 0
+        )
+        if not ok:
+            raise ValueError(
+                f"{src}: images[{k}] must be an object with an int 'id', a str "
+                f"'file_name' and positive int 'width' and 'height', got {im!r}"
+            )
+        if im["id"] in by_id:
+            raise ValueError(f"{src}: image id {im['id']} appears twice")
+        by_id[im["id"]] = im
+    return by_id
+
+
+def _check_image_files(images: dict[int, dict], image_dir: Path, src: Path) -> None:
+    """A FileNotFoundError listing the image files that are not there."""
+    missing = [
+        str(image_dir / im["file_name"])
+        for im in images.values()
+        if not (image_dir / im["file_name"]).is_file()
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"{src}: {len(missing)} of {len(images)} image file(s) not found under "
+            f"{image_dir}: {_ids(missing, 3)}"
+        )
+
+
+def _checked_box(k: int, a: object, images: dict, cat_ids: Sequence[int], src: Path):
+    """``(annotation id, (x, y, w, h))`` of ``annotations[k]``; a ValueError if it is malformed.
+
+    The id is ``#k`` when the record has none.
+    """
+    if not isinstance(a, dict):
+        raise ValueError(f"{src}: annotations[{k}] must be an object, got {a!r}")
+    aid = a.get("id", f"#{k}")
+    if a.get("image_id") not in images:
+        raise ValueError(
+            f"{src}: annotation {aid} refers to image_id {a.get('image_id')!r}, "
+            "which is not in 'images'"
+        )
+    if a.get("category_id") not in cat_ids:
+        raise ValueError(
+            f"{src}: annotation {aid} has category_id {a.get('category_id')!r}, "
+            f"expected one of the category ids {list(cat_ids)}"
+        )
+    box = a.get("bbox")
+    if (
+        not isinstance(box, list)
+        or len(box) != 4
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+    ):
+        raise ValueError(
+            f"{src}: annotation {aid} must have 'bbox' = [x, y, width, height] "
+            f"(4 numbers), got {box!r}"
+        )
+    if not all(math.isfinite(v) for v in box):
+        raise ValueError(f"{src}: annotation {aid} has a non-finite bbox {box!r}")
+    return aid, tuple(float(v) for v in box)
+
+
+def _parse_annotations(
+    annotations: list, images: dict[int, dict], cat_ids: Sequence[int], src: Path
+) -> tuple[list[dict], dict[int, list], dict[str, list]]:
+    """Check, clip and sort the annotations.
+
+    Returns
+    -------
+    kept : list of dict
+        The records evaluation uses (boxes clipped; ``area``, ``iscrowd`` and
+        ``id`` filled in where missing).
+    targets : dict
+        ``{image id: [([x1, y1, x2, y2], label), …]}``, the training targets
+        (crowd regions are not).
+    noted : dict
+        Annotation ids by what happened to them: ``degenerate`` and
+        ``outside`` (dropped), ``clipped``, ``crowd``.
+    """
+    cat_to_label = {cid: k for k, cid in enumerate(cat_ids)}
+    targets: dict[int, list[tuple[list[float], int]]] = {i: [] for i in images}
+    kept: list[dict] = []
+    noted: dict[str, list] = {"degenerate": [], "outside": [], "clipped": [], "crowd": []}
+    for k, a in enumerate(annotations):
+        aid, (x, y, w, h) = _checked_box(k, a, images, cat_ids, src)
+        if w <= 0 or h <= 0:
+            noted["degenerate"].append(aid)
+            continue
+        im = images[a["image_id"]]
+        x1, y1 = min(max(x, 0.0), im["width"]), min(max(y, 0.0), im["height"])
+        x2, y2 = min(max(x + w, 0.0), im["width"]), min(max(y + h, 0.0), im["height"])
+        if x2 - x1 <= 0 or y2 - y1 <= 0:
+            noted["outside"].append(aid)
+            continue
+        if (x1, y1, x2, y2) != (x, y, x + w, y + h):
+            noted["clipped"].append(aid)
+        ann = dict(a, bbox=[x1, y1, x2 - x1, y2 - y1])
+        ann.setdefault("area", (x2 - x1) * (y2 - y1))
+        ann.setdefault("iscrowd", 0)
+        ann["id"] = a.get("id", 10**9 + k)
+        kept.append(ann)
+        if ann["iscrowd"]:
+            noted["crowd"].append(aid)
+            continue
+        targets[a["image_id"]].append(([x1, y1, x2, y2], cat_to_label[a["category_id"]]))
+    return kept, targets, noted
+
+
+#: The :class:`DataWarning` for each kind of annotation :func:`_parse_annotations` notes.
+_NOTES = {
+    "degenerate": "dropped {n} annotation(s) with zero or negative width/height",
+    "outside": "dropped {n} annotation(s) lying wholly outside their image",
+    "clipped": "clipped {n} annotation(s) that reach outside their image to the image",
+    "crowd": "{n} iscrowd annotation(s) are not training targets; evaluation treats them as "
+    "crowd regions",
+}
+
+
+def _warn_about(name: str, noted: dict[str, list]) -> None:
+    """One :class:`DataWarning` per kind of annotation noted, naming their ids."""
+    for kind, ids in noted.items():
+        if ids:
+            warnings.warn(
+                f"{name}: {_NOTES[kind].format(n=len(ids))} (ids {_ids(ids)})",
+                DataWarning,
+                stacklevel=4,  # the code that made the CocoDetection (via __init__ and _parse)
+            )
+
+
+def sample_image(sample: Sample, file_name: str | None = None) -> dict:
+    """A sample's COCO ``images`` record: ``id``, ``file_name`` (if given), ``width``, ``height``.
+
+    The size is the original image's (``ori_shape``, else ``img_shape``).
+    """
+    oh, ow = sample.meta.get("ori_shape", sample.meta["img_shape"])
+    record: dict[str, Any] = {"id": int(sample.image_id)}
+    if file_name is not None:
+        record["file_name"] = file_name
+    record.update(width=int(ow), height=int(oh))
+    return record
 
 
 def sample_annotations(sample: Sample, cat_ids: Sequence[int], first_id: int = 1) -> list[dict]:
@@ -334,7 +391,7 @@ def export_coco(
     Parameters
     ----------
     dataset : sequence of Sample
-        E.g. a :class:`~torch_impl.data.synthetic.SyntheticDetection`; boxes
+        E.g. a :class:`~torch_impl.detector.data.synthetic.SyntheticDetection`; boxes
         are divided by each sample's ``scale_factor`` (1 for synthetic data).
     out_dir : path
         Created if needed; gets ``json_name`` and ``image_subdir/``.
@@ -354,16 +411,14 @@ def export_coco(
     images, anns = [], []
     for i in range(len(dataset)):
         s = dataset[i]
+        record = sample_image(s, f"{s.image_id:06d}.png")
         h, w = s.meta["img_shape"]
-        oh, ow = s.meta.get("ori_shape", (h, w))
-        name = f"{s.image_id:06d}.png"
         img = s.image[:h, :w]
-        if (h, w) != (oh, ow):
-            img = np.asarray(Image.fromarray(img).resize((ow, oh), Image.BILINEAR))
-        Image.fromarray(img).save(out / image_subdir / name)
-        images.append(
-            {"id": int(s.image_id), "file_name": name, "width": int(ow), "height": int(oh)}
-        )
+        if (h, w) != (record["height"], record["width"]):
+            size = (record["width"], record["height"])
+            img = np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
+        Image.fromarray(img).save(out / image_subdir / record["file_name"])
+        images.append(record)
         anns += sample_annotations(s, cat_ids, first_id=len(anns) + 1)
     data = {
         "images": images,

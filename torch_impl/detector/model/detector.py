@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from reference.config import GFLConfig
 from reference.validation import check_scalar
+from torch_impl import GFLConfig, GFLHead
 
 from .backbone import ResNetBackbone
 from .fpn import FPN
@@ -125,8 +125,6 @@ class GFLDetector(nn.Module):
 
     def __init__(self, model_cfg: ModelConfig, head_cfg: GFLConfig | None = None) -> None:
         super().__init__()
-        from ..head import GFLHead
-
         if head_cfg is None:
             head_cfg = GFLConfig(num_classes=model_cfg.num_classes)
         if head_cfg.num_classes != model_cfg.num_classes:

@@ -1,6 +1,6 @@
 """The tiny detector the model, training and evaluation tests share (fast on 2 CPU cores)."""
 
-from torch_impl.model import ModelConfig
+from torch_impl.detector.model import ModelConfig
 
 TINY = ModelConfig(
     stem_channels=8,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.coco import sample_annotations
+from .data.coco import sample_annotations, sample_image
 from .data.transforms import collate
 
 __all__ = ["METRIC_NAMES", "coco_evaluate", "evaluate_model", "run_inference"]
@@ -99,8 +99,7 @@ def run_inference(
                         }
                     )
                 if gt_from_file is None:
-                    oh, ow = s.meta.get("ori_shape", s.meta["img_shape"])
-                    images.append({"id": int(s.image_id), "width": int(ow), "height": int(oh)})
+                    images.append(sample_image(s))
                     anns += sample_annotations(s, cat_ids, first_id=len(anns) + 1)
             if bar is not None:
                 bar.update(len(samples))

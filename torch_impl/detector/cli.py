@@ -5,6 +5,9 @@ the options. Multi-process / multi-GPU training is the same command under
 torchrun::
 
     torchrun --nproc_per_node 2 -m torch_impl train --out runs/ddp
+
+The training options' defaults are :class:`~.train.TrainConfig`'s, and the
+model options' are the preset's (:data:`~.model.PRESETS`) and ``GFLConfig``'s.
 """
 
 from __future__ import annotations
@@ -18,7 +21,34 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["DEMO_TRAIN", "main"]
+import numpy as np
+import torch
+
+from torch_impl import GFLConfig
+
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .data import (
+    CLASS_NAMES,
+    SPLITS,
+    CocoDetection,
+    Sample,
+    SyntheticDetection,
+    collate,
+    export_coco,
+    letterbox,
+    load_image,
+)
+from .evaluate import evaluate_model
+from .model import PRESETS, GFLDetector, ModelConfig
+from .train import DATA_SOURCES, OPTIMIZERS, TrainConfig, pick_device, train
+from .visualize import (
+    detection_distributions,
+    plot_distributions,
+    plot_loss_curves,
+    plot_predictions,
+)
+
+__all__ = ["DEMO_HEAD", "DEMO_TRAIN", "QUICK_TRAIN", "SGD_DEFAULTS", "demo_config", "main"]
 
 #: The demo's training run, sized for two CPU cores: one trains (one intra-op thread, which
 #: stays fast when other processes share the machine), the other renders a fresh synthetic
@@ -51,6 +81,19 @@ QUICK_TRAIN = {
     "num_workers": 0,
 }
 
+#: ``--lr`` and ``--weight-decay`` with ``--optimizer sgd`` when not given (AdamW's are
+#: ``TrainConfig``'s own defaults).
+SGD_DEFAULTS = {"lr": 0.01, "weight_decay": 1e-4}
+
+#: The files ``predict`` reads from a folder.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+#: Images per forward pass in ``predict`` and in the pictures.
+_CHUNK = 16
+
+
+# --------------------------------------------------------------------------- the parser
+
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
@@ -61,88 +104,132 @@ def _ints(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gfl", description="Train, evaluate and run a Generalized Focal Loss detector."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_command(sub)
+    _add_evaluate_command(sub)
+    _add_predict_command(sub)
+    _add_demo_command(sub)
+    _add_export_command(sub)
+    return parser
+
+
 def _add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
+    """The data options; without ``train`` their defaults (None) mean "as the checkpoint"."""
+
+    def default(name: str):
+        return getattr(TrainConfig, name) if train else None
+
     g = p.add_argument_group("data")
     g.add_argument(
         "--data",
-        choices=("synthetic", "coco"),
-        default=None if not train else "synthetic",
-        help="the embedded synthetic set, or COCO-format files (default: synthetic"
+        choices=DATA_SOURCES,
+        default=default("data"),
+        help=f"the embedded synthetic set, or COCO-format files (default: {TrainConfig.data}"
         + ("" if train else ", or what the checkpoint was trained on")
         + ")",
     )
     if train:
         g.add_argument("--train-json", help="COCO instances JSON for training")
         g.add_argument("--train-images", help="folder of the training images")
-        g.add_argument("--train-size", type=int, default=4000, help="synthetic training images")
+        g.add_argument(
+            "--train-size",
+            type=int,
+            default=TrainConfig.train_size,
+            help="synthetic training images",
+        )
     g.add_argument("--val-json", help="COCO instances JSON for validation")
     g.add_argument("--val-images", help="folder of the validation images")
     g.add_argument(
-        "--val-size",
-        type=int,
-        default=None if not train else 500,
-        help="synthetic validation images",
+        "--val-size", type=int, default=default("val_size"), help="synthetic validation images"
     )
     g.add_argument(
-        "--data-seed",
-        type=int,
-        default=None if not train else 0,
-        help="seed of the synthetic images",
+        "--data-seed", type=int, default=default("data_seed"), help="seed of the synthetic images"
     )
     g.add_argument(
         "--image-size",
         type=int,
-        default=None if not train else 128,
+        default=default("image_size"),
         help="network input side; COCO images are letterboxed to it",
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gfl", description="Train, evaluate and run a Generalized Focal Loss detector."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    # ---------------------------------------------------------------- train
+def _add_train_command(sub) -> None:
     p = sub.add_parser("train", help="train a detector (resumable; works under torchrun)")
-    p.add_argument("--out", default="runs/gfl", help="run folder (checkpoint, log, metrics)")
+    p.add_argument(
+        "--out", default=TrainConfig.out_dir, help="run folder (checkpoint, log, metrics)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
     _add_data_args(p, train=True)
+    _add_optimisation_args(p)
+    _add_hardware_args(p)
+    _add_model_args(p)
+    p.add_argument("--eval", action="store_true", help="evaluate on the validation set at the end")
+
+
+def _add_optimisation_args(p: argparse.ArgumentParser) -> None:
+    c = TrainConfig
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=3)
-    g.add_argument("--batch-size", type=int, default=16, help="images per step per process")
-    g.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
-    g.add_argument("--lr", type=float, default=None, help="peak LR (default 2e-3 AdamW, 0.01 SGD)")
-    g.add_argument("--weight-decay", type=float, default=None, help="default 0.05 AdamW, 1e-4 SGD")
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--warmup-iters", type=int, default=100)
-    g.add_argument("--min-lr-ratio", type=float, default=0.02)
-    g.add_argument("--grad-clip", type=float, default=10.0, help="max gradient norm (0: off)")
+    g.add_argument("--epochs", type=int, default=c.epochs)
     g.add_argument(
-        "--ema-decay", type=float, default=0.0, help="moving average of the weights (0: off)"
+        "--batch-size", type=int, default=c.batch_size, help="images per step per process"
+    )
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=c.optimizer)
+    lr, wd = SGD_DEFAULTS["lr"], SGD_DEFAULTS["weight_decay"]
+    g.add_argument("--lr", type=float, help=f"peak LR (default {c.lr:g} AdamW, {lr:g} SGD)")
+    g.add_argument(
+        "--weight-decay", type=float, help=f"default {c.weight_decay:g} AdamW, {wd:g} SGD"
+    )
+    g.add_argument("--momentum", type=float, default=c.momentum)
+    g.add_argument("--warmup-iters", type=int, default=c.warmup_iters)
+    g.add_argument("--min-lr-ratio", type=float, default=c.min_lr_ratio)
+    g.add_argument(
+        "--grad-clip", type=float, default=c.grad_clip, help="max gradient norm (0: off)"
+    )
+    g.add_argument(
+        "--ema-decay",
+        type=float,
+        default=c.ema_decay,
+        help="moving average of the weights (0: off)",
     )
     g.add_argument("--no-hflip", action="store_true", help="no random horizontal flips")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=c.seed)
+
+
+def _add_hardware_args(p: argparse.ArgumentParser) -> None:
+    c = TrainConfig
     g = p.add_argument_group("hardware")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    g.add_argument("--device", default=c.device, help="auto, cpu, cuda, cuda:N")
     g.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     g.add_argument(
         "--no-channels-last", action="store_true", help="keep NCHW weights (default: NHWC)"
     )
-    g.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: auto)")
-    g.add_argument("--workers", type=int, default=0, help="data loader processes")
-    g.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    g.add_argument(
+        "--threads", type=int, default=c.threads, help="CPU threads per process (0: auto)"
+    )
+    g.add_argument("--workers", type=int, default=c.num_workers, help="data loader processes")
+    g.add_argument(
+        "--checkpoint-every", type=int, default=c.checkpoint_every, help="steps between checkpoints"
+    )
     g.add_argument(
         "--stop-after",
         type=int,
-        default=None,
+        default=c.stop_after,
         help="stop after this many steps (resume later with --resume)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """Model options: a preset, and any of its widths and depths (None: the preset's)."""
+    m, h = ModelConfig, GFLConfig
     g = p.add_argument_group("model")
     g.add_argument(
         "--preset",
-        choices=("cpu", "gpu"),
+        choices=tuple(PRESETS),
         default="cpu",
         help="model size: cpu (minutes on 2 cores) or gpu (wider, deeper)",
     )
@@ -152,16 +239,18 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--fpn-channels", type=int)
     g.add_argument("--feat-channels", type=int, help="head width (multiple of 32)")
     g.add_argument("--stacked-convs", type=int, help="convs per head tower")
-    g.add_argument("--head-norm-groups", type=int, help="GroupNorm groups in the head (32)")
-    g.add_argument("--reg-max", type=int, help="GFL's n: bins 0..n per side (default 16)")
+    g.add_argument(
+        "--head-norm-groups", type=int, help=f"GroupNorm groups in the head ({m.head_norm_groups})"
+    )
+    g.add_argument("--reg-max", type=int, help=f"GFL's n: bins 0..n per side (default {h.reg_max})")
     g.add_argument(
         "--octave-base-scale",
         type=float,
-        help="anchor side in strides (default 8; 4 suits small images)",
+        help=f"anchor side in strides (default {h.octave_base_scale}; 4 suits small images)",
     )
-    p.add_argument("--eval", action="store_true", help="evaluate on the validation set at the end")
 
-    # ---------------------------------------------------------------- evaluate
+
+def _add_evaluate_command(sub) -> None:
     p = sub.add_parser("evaluate", help="COCO mAP of a checkpoint; writes metrics.json")
     p.add_argument("--checkpoint", required=True, help="a checkpoint (e.g. runs/gfl/last.pt)")
     p.add_argument("--out", default=None, help="report folder (default: next to the checkpoint)")
@@ -170,7 +259,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--pictures", action="store_true", help="also draw predictions/distributions")
 
-    # ---------------------------------------------------------------- predict
+
+def _add_predict_command(sub) -> None:
     p = sub.add_parser("predict", help="detect objects in image files; writes JSON and pictures")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", default="predictions", help="output folder")
@@ -178,7 +268,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("inputs", nargs="+", help="image files or folders of images")
 
-    # ---------------------------------------------------------------- demo
+
+def _add_demo_command(sub) -> None:
     p = sub.add_parser("demo", help="train on the synthetic set, evaluate, draw pictures")
     p.add_argument("--out", default="reports/demo", help="report folder")
     p.add_argument(
@@ -190,31 +281,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true")
 
-    # ---------------------------------------------------------------- export
+
+def _add_export_command(sub) -> None:
     p = sub.add_parser("export-synthetic", help="write synthetic images + COCO JSON")
     p.add_argument("--out", required=True)
     p.add_argument("--num-images", type=int, default=100)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", choices=("train", "val", "test"), default="val")
-    return parser
+    p.add_argument("--split", choices=SPLITS, default="val")
 
 
-# --------------------------------------------------------------------------- commands
+# --------------------------------------------------------------------------- configs
 
 
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _train_config(a: argparse.Namespace):
-    from .train import TrainConfig
-
+def _train_config(a: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` of ``gfl train``'s options."""
     sgd = a.optimizer == "sgd"
+    lr = SGD_DEFAULTS["lr"] if sgd else TrainConfig.lr
+    weight_decay = SGD_DEFAULTS["weight_decay"] if sgd else TrainConfig.weight_decay
     return TrainConfig(
         out_dir=a.out,
         data=a.data,
@@ -229,8 +313,8 @@ def _train_config(a: argparse.Namespace):
         epochs=a.epochs,
         batch_size=a.batch_size,
         optimizer=a.optimizer,
-        lr=a.lr if a.lr is not None else (0.01 if sgd else 2e-3),
-        weight_decay=a.weight_decay if a.weight_decay is not None else (1e-4 if sgd else 0.05),
+        lr=a.lr if a.lr is not None else lr,
+        weight_decay=a.weight_decay if a.weight_decay is not None else weight_decay,
         momentum=a.momentum,
         warmup_iters=a.warmup_iters,
         min_lr_ratio=a.min_lr_ratio,
@@ -249,11 +333,8 @@ def _train_config(a: argparse.Namespace):
     )
 
 
-def _model_configs(a: argparse.Namespace):
-    from reference.config import GFLConfig
-
-    from .model.detector import PRESETS
-
+def _model_configs(a: argparse.Namespace) -> tuple[ModelConfig, GFLConfig]:
+    """The preset with the widths and depths given as options, and the head's config."""
     over = {
         k: getattr(a, k)
         for k in (
@@ -277,35 +358,40 @@ def _model_configs(a: argparse.Namespace):
     return model_cfg, head_cfg
 
 
-def _cmd_train(a: argparse.Namespace) -> int:
-    from .train import train
-
-    cfg = _train_config(a)
-    model_cfg, head_cfg = _model_configs(a)
-    result = train(cfg, model_cfg, head_cfg, resume=a.resume)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return 0
-    print(
-        f"trained {result.iterations} steps in {result.seconds:.0f} s; "
-        f"checkpoint {result.checkpoint}"
+def demo_config(
+    out: str | os.PathLike, *, quick: bool, device: str, threads: int, progress: bool
+) -> TrainConfig:
+    """The demo's training run, in ``out/run``: :data:`DEMO_TRAIN` (:data:`QUICK_TRAIN` over it)."""
+    settings = {**DEMO_TRAIN, **(QUICK_TRAIN if quick else {})}
+    return TrainConfig(
+        out_dir=str(Path(out) / "run"),
+        device=device,
+        threads=threads,
+        progress=progress,
+        checkpoint_every=100,
+        **settings,
     )
-    if a.eval:
-        metrics = _evaluate_checkpoint(result.checkpoint, Path(cfg.out_dir), a, pictures=True)
-        _print_metrics(metrics)
-    return 0
 
 
-def _val_set(state: dict, a: argparse.Namespace):
-    """The validation set: from the arguments, else the one the checkpoint was trained with."""
-    from .data.coco import CocoDetection
-    from .data.synthetic import SyntheticDetection
+# --------------------------------------------------------------------------- evaluation
 
+
+def _val_set(
+    state: dict,
+    data: str | None = None,
+    val_json: str | None = None,
+    val_images: str | None = None,
+    val_size: int | None = None,
+    data_seed: int | None = None,
+    image_size: int | None = None,
+):
+    """The validation set: as given, and what is not given as the checkpoint was trained with."""
     t = state["configs"]["train"]
-    data = a.data or ("coco" if a.val_json else t["data"])
-    size = a.image_size or t["image_size"]
+    data = data or ("coco" if val_json else t["data"])
+    size = image_size or t["image_size"]
     if data == "coco":
-        json_path = a.val_json or t.get("val_json")
-        images = a.val_images or t.get("val_images")
+        json_path = val_json or t.get("val_json")
+        images = val_images or t.get("val_images")
         if not json_path or not images:
             raise ValueError("COCO evaluation needs --val-json and --val-images")
         ds = CocoDetection(json_path, images, size)
@@ -315,21 +401,31 @@ def _val_set(state: dict, a: argparse.Namespace):
                 f"checkpoint was trained on {state['cat_ids']}"
             )
         return ds
-    n = a.val_size if a.val_size is not None else (t["val_size"] or 500)
-    seed = a.data_seed if a.data_seed is not None else t["data_seed"]
+    n = val_size if val_size is not None else (t["val_size"] or TrainConfig.val_size)
+    seed = data_seed if data_seed is not None else t["data_seed"]
     return SyntheticDetection(n, size, seed, "val")
 
 
-def _evaluate_checkpoint(ckpt: Path, out: Path, a: argparse.Namespace, pictures: bool) -> dict:
-    from .evaluate import evaluate_model
-    from .train import load_checkpoint, model_from_checkpoint
+def _val_options(a: argparse.Namespace) -> dict:
+    """The data options of ``evaluate`` (and ``train --eval``), as :func:`_val_set` takes them."""
+    names = ("data", "val_json", "val_images", "val_size", "data_seed", "image_size")
+    return {k: getattr(a, k) for k in names}
 
-    device = _device(a.device)
+
+def _trained_model(
+    ckpt: Path, device: torch.device, **val_options
+) -> tuple[dict, GFLDetector, object]:
+    """``(checkpoint, model on device, validation set)`` of a checkpoint."""
     state = load_checkpoint(ckpt)
     model = model_from_checkpoint(state).to(device)
-    val = _val_set(state, a)
+    return state, model, _val_set(state, **val_options)
+
+
+def _evaluate_checkpoint(ckpt: Path, out: Path, a: argparse.Namespace, pictures: bool) -> dict:
+    device = pick_device(a.device)
+    state, model, val = _trained_model(ckpt, device, **_val_options(a))
     metrics = evaluate_model(
-        model, val, state["cat_ids"], out, batch_size=getattr(a, "batch_size", 32), device=device
+        model, val, state["cat_ids"], out, batch_size=a.batch_size, device=device
     )
     if pictures:
         _pictures(
@@ -342,17 +438,11 @@ def _evaluate_checkpoint(ckpt: Path, out: Path, a: argparse.Namespace, pictures:
 def _pictures(
     model, val, class_names, out: Path, device, history: Path | None = None, num: int = 12
 ) -> list[Path]:
-    from .visualize import (
-        detection_distributions,
-        plot_distributions,
-        plot_loss_curves,
-        plot_predictions,
-    )
-
+    """Draw ``predictions.png``, ``distributions.png`` and (given a log) ``loss_curves.png``."""
     samples = [val[i] for i in range(min(4 * num, len(val)))]  # more candidates for distributions
     infos: list = []
-    for k in range(0, len(samples), 16):
-        infos += detection_distributions(model, samples[k : k + 16], device)
+    for k in range(0, len(samples), _CHUNK):
+        infos += detection_distributions(model, samples[k : k + _CHUNK], device)
     results = [
         ([[*d["box"], d["score"]] for d in items], [d["label"] for d in items]) for items in infos
     ]
@@ -377,6 +467,25 @@ def _print_metrics(m: dict) -> None:
     print(f"{m['num_images']} images, {m['num_gt']} objects, {m['num_detections']} detections")
 
 
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    cfg = _train_config(a)
+    model_cfg, head_cfg = _model_configs(a)
+    result = train(cfg, model_cfg, head_cfg, resume=a.resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    print(
+        f"trained {result.iterations} steps in {result.seconds:.0f} s; "
+        f"checkpoint {result.checkpoint}"
+    )
+    if a.eval:
+        metrics = _evaluate_checkpoint(result.checkpoint, Path(cfg.out_dir), a, pictures=True)
+        _print_metrics(metrics)
+    return 0
+
+
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     ckpt = Path(a.checkpoint)
     out = Path(a.out) if a.out else ckpt.parent / "eval"
@@ -385,20 +494,10 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def _cmd_predict(a: argparse.Namespace) -> int:
-    import torch
-
-    from .data.coco import load_image
-    from .data.synthetic import Sample
-    from .data.transforms import collate, letterbox
-    from .train import load_checkpoint, model_from_checkpoint
-    from .visualize import plot_predictions
-
+def _image_files(inputs: Sequence[str]) -> list[Path]:
+    """The files named, and the images (:data:`IMAGE_SUFFIXES`) in the folders named."""
     files: list[Path] = []
-    for item in a.inputs:
+    for item in inputs:
         path = Path(item)
         if path.is_dir():
             files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -408,55 +507,59 @@ def _cmd_predict(a: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no such file or folder: {path}")
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in the inputs")
-    device = _device(a.device)
+    return files
+
+
+def _unlabelled_sample(path: Path, size: int, image_id: int) -> Sample:
+    """An image file letterboxed to ``size``, as a sample without objects."""
+    no_boxes = np.zeros((0, 4), np.float32)
+    image, _, meta = letterbox(load_image(path), no_boxes, size)
+    return Sample(image, no_boxes, np.zeros(0, np.int64), np.zeros(0, np.float32), image_id, meta)
+
+
+def _prediction_record(
+    path: Path, dets: torch.Tensor, labels: torch.Tensor, score_thr: float, state: dict
+) -> dict:
+    """``predictions.json``'s entry of one file: its detections above ``score_thr``."""
+    names, cat_ids = state["class_names"], state["cat_ids"]
+    keep = dets[:, 4] > score_thr
+    return {
+        "file": str(path),
+        "detections": [
+            {
+                "bbox_xyxy": [round(float(v), 2) for v in d[:4]],
+                "score": round(float(d[4]), 4),
+                "label": names[int(lab)],
+                "category_id": int(cat_ids[int(lab)]),
+            }
+            for d, lab in zip(dets[keep], labels[keep])
+        ],
+    }
+
+
+def _cmd_predict(a: argparse.Namespace) -> int:
+    files = _image_files(a.inputs)
+    device = pick_device(a.device)
     state = load_checkpoint(a.checkpoint)
     model = model_from_checkpoint(state).to(device).eval()
     size = state["configs"]["train"]["image_size"]
-    names, cat_ids = state["class_names"], state["cat_ids"]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     records = []
-    for k in range(0, len(files), 16):
-        chunk = files[k : k + 16]
-        samples = []
-        for i, f in enumerate(chunk):
-            img, _, meta = letterbox(load_image(f), torch.zeros(0, 4).numpy(), size)
-            samples.append(
-                Sample(
-                    img,
-                    torch.zeros(0, 4).numpy(),
-                    torch.zeros(0).long().numpy(),
-                    torch.zeros(0).numpy(),
-                    k + i + 1,
-                    meta,
-                )
-            )
+    for k in range(0, len(files), _CHUNK):
+        chunk = files[k : k + _CHUNK]
+        samples = [_unlabelled_sample(f, size, k + i + 1) for i, f in enumerate(chunk)]
         batch = collate(samples)
         with torch.inference_mode():
-            feats = model.features(batch.images.to(device))
-            cls_scores, bbox_preds = model.head(feats)
+            cls_scores, bbox_preds = model.head(model.features(batch.images.to(device)))
             scaled = model.head.predict(cls_scores, bbox_preds, batch.img_metas, rescale=True)
             raw = model.head.predict(cls_scores, bbox_preds, batch.img_metas, rescale=False)
         for f, s, (dets, labels), r in zip(chunk, samples, scaled, raw):
-            keep = dets[:, 4] > a.score_thr
-            records.append(
-                {
-                    "file": str(f),
-                    "detections": [
-                        {
-                            "bbox_xyxy": [round(float(v), 2) for v in d[:4]],
-                            "score": round(float(d[4]), 4),
-                            "label": names[int(lab)],
-                            "category_id": int(cat_ids[int(lab)]),
-                        }
-                        for d, lab in zip(dets[keep], labels[keep])
-                    ],
-                }
-            )
+            records.append(_prediction_record(f, dets, labels, a.score_thr, state))
             plot_predictions(
                 [s],
                 [r],
-                names,
+                state["class_names"],
                 out / f"{f.stem}_pred.png",
                 score_thr=a.score_thr,
                 ncols=1,
@@ -470,29 +573,10 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(a: argparse.Namespace) -> int:
-    import torch
-
-    from reference.config import GFLConfig
-
-    from .data.synthetic import CLASS_NAMES
-    from .evaluate import evaluate_model
-    from .train import TrainConfig, load_checkpoint, model_from_checkpoint, train
-
-    out = Path(a.out)
-    settings = {**DEMO_TRAIN, **(QUICK_TRAIN if a.quick else {})}
-    cfg = TrainConfig(
-        out_dir=str(out / "run"),
-        device=a.device,
-        threads=a.threads,
-        progress=not a.no_progress,
-        checkpoint_every=100,
-        **settings,
-    )
-    device = _device(a.device)
-    threads = cfg.threads or os.cpu_count() or 1
+def _demo_banner(cfg: TrainConfig, device: torch.device, threads: int) -> str:
+    """What the demo is about to do, in one line."""
     steps = cfg.epochs * (cfg.train_size // cfg.batch_size)
-    print(
+    return (
         f"GFL demo: {steps} steps of {cfg.batch_size} synthetic {cfg.image_size}x{cfg.image_size} "
         f"images ({cfg.train_size} in all"
         + (f", {cfg.epochs} epochs" if cfg.epochs > 1 else ", each seen once")
@@ -501,24 +585,22 @@ def _cmd_demo(a: argparse.Namespace) -> int:
         + (f" + {cfg.num_workers} data worker(s)" if cfg.num_workers else "")
         + f"; validation: {cfg.val_size} held-out images"
     )
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    out = Path(a.out)
+    cfg = demo_config(
+        out, quick=a.quick, device=a.device, threads=a.threads, progress=not a.no_progress
+    )
+    device = pick_device(a.device)
+    threads = cfg.threads or os.cpu_count() or 1
+    print(_demo_banner(cfg, device, threads))
     t0 = time.perf_counter()
     result = train(cfg, "cpu", GFLConfig(num_classes=len(CLASS_NAMES), **DEMO_HEAD))
     t_train = time.perf_counter() - t0
     if device.type == "cpu":
         torch.set_num_threads(threads)
-    state = load_checkpoint(result.checkpoint)
-    model = model_from_checkpoint(state).to(device)
-    val = _val_set(
-        state,
-        argparse.Namespace(
-            data=None,
-            val_json=None,
-            val_images=None,
-            val_size=None,
-            data_seed=None,
-            image_size=None,
-        ),
-    )
+    state, model, val = _trained_model(result.checkpoint, device)
     t1 = time.perf_counter()
     metrics = evaluate_model(
         model, val, state["cat_ids"], out, batch_size=50, device=device, progress=not a.no_progress
@@ -543,9 +625,6 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from .data.coco import export_coco
-    from .data.synthetic import CLASS_NAMES, SyntheticDetection
-
     ds = SyntheticDetection(a.num_images, a.image_size, a.seed, a.split)
     path = export_coco(ds, a.out, CLASS_NAMES)
     print(f"wrote {a.num_images} images to {Path(a.out) / 'images'} and annotations to {path}")

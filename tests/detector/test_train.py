@@ -12,14 +12,8 @@ import torch
 import torch.multiprocessing as mp
 from tiny_model import TINY  # the detector these tests share
 
-from torch_impl.train import (
-    TrainConfig,
-    load_checkpoint,
-    lr_at,
-    model_from_checkpoint,
-    save_checkpoint,
-    train,
-)
+from torch_impl.detector.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from torch_impl.detector.train import TrainConfig, lr_at, train
 
 
 def tiny_cfg(out_dir, **kw) -> TrainConfig:

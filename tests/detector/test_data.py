@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from torch_impl.data import (
+from torch_impl.detector.data import (
     CLASS_NAMES,
     CocoDetection,
     DataWarning,
@@ -19,6 +19,7 @@ from torch_impl.data import (
     hflip,
     letterbox,
     sample_annotations,
+    sample_image,
 )
 
 # --------------------------------------------------------------------------- synthetic
@@ -138,6 +139,17 @@ def test_sample_annotations_are_coco_records_in_original_pixels():
         assert r["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1])
         assert r["category_id"] == cat_ids[label] and r["image_id"] == s.image_id
         assert r["area"] == pytest.approx(float(area)) and r["iscrowd"] == 0
+
+
+def test_sample_image_is_the_coco_record_of_the_original_image():
+    s = SyntheticDetection(1, 64, 0, "val")[0]
+    assert sample_image(s) == {"id": s.image_id, "width": 64, "height": 64}
+    resized = s._replace(meta={**s.meta, "img_shape": (32, 24), "ori_shape": (64, 48)})
+    record = sample_image(resized, "a.png")
+    assert record == {"id": s.image_id, "file_name": "a.png", "width": 48, "height": 64}
+    assert list(record) == ["id", "file_name", "width", "height"]  # COCO's order
+    no_original = {k: v for k, v in resized.meta.items() if k != "ori_shape"}
+    assert sample_image(s._replace(meta=no_original))["width"] == 24  # img_shape then
 
 
 def test_export_and_load_round_trip(coco_dir):

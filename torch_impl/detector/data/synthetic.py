@@ -38,9 +38,11 @@ import numpy as np
 
 from reference.validation import check_choice, check_scalar
 
-__all__ = ["CLASS_NAMES", "Sample", "SyntheticDetection", "render_image"]
+__all__ = ["CLASS_NAMES", "SPLITS", "Sample", "SyntheticDetection", "render_image"]
 
 CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring")
+#: The splits, each its own random stream.
+SPLITS = ("train", "val", "test")
 
 _BASE_HUE = (0.0, 0.62, 0.33, 0.14, 0.80, 0.50)
 _TEXTURES = ("solid", "stripes", "checker", "dots", "gradient", "speckle")
@@ -405,7 +407,40 @@ def _place_object(
     max_size: float,
 ) -> _Obj | None:
     """Try to paint one object; None (and nothing painted) if it would hide others."""
-    h, w = img.shape[:2]
+    pose = _random_pose(rng, img.shape[:2], cls, min_size, max_size)
+    if pose is None:
+        return None
+    x0, y0, pu, pv, half_u, half_v = pose
+    d = _shape_sdf(cls, pu / half_u, pv / half_v, rng.random()) * min(half_u, half_v)
+    alpha = np.clip(0.5 - d, 0.0, 1.0).astype(np.float32)
+    if alpha.max() < 0.5 or not _occlude(objs, alpha, y0, x0):
+        return None
+    under = img[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]]
+    colour = _object_colour(rng, cls, under[alpha >= 0.5].mean(axis=0))
+    tex = _CLASS_TEXTURE[cls] if rng.random() < 0.6 else _TEXTURES[int(rng.integers(6))]
+    field = _texture(rng, tex, pu, pv, min(half_u, half_v), colour)
+    _blend(img, y0, x0, alpha, field)
+    return _Obj(y0, x0, alpha, alpha.copy())
+
+
+class _Pose(NamedTuple):
+    x0: int  # the object's square window in the image: its top-left corner
+    y0: int
+    pu: np.ndarray  # (2r, 2r) the window's pixel centres in the shape's frame (pixels)
+    pv: np.ndarray
+    half_u: float  # the shape's half extents along u and v (pixels)
+    half_v: float
+
+
+def _random_pose(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    cls: int,
+    min_size: float,
+    max_size: float,
+) -> _Pose | None:
+    """A random size, stretch, rotation and position; None if the object cannot fit."""
+    h, w = shape
     diameter = math.exp(rng.uniform(math.log(min_size), math.log(max_size)))
     aspect = math.exp(rng.uniform(-0.35, 0.35)) if cls in (0, 1) else 1.0
     angle = rng.uniform(0, 2 * np.pi) if cls != 5 else 0.0
@@ -424,12 +459,15 @@ def _place_object(
     ca, sa = math.cos(angle), math.sin(angle)
     pu = (xx - cx) * ca + (yy - cy) * sa  # pixels, shape frame
     pv = -(xx - cx) * sa + (yy - cy) * ca
-    d = _shape_sdf(cls, pu / half_u, pv / half_v, rng.random()) * min(half_u, half_v)
-    alpha = np.clip(0.5 - d, 0.0, 1.0).astype(np.float32)
-    if alpha.max() < 0.5:
-        return None
+    return _Pose(x0, y0, pu, pv, half_u, half_v)
 
-    # Occlusion: every earlier object keeps >= 55 % of its area visible.
+
+def _occlude(objs: list[_Obj], alpha: np.ndarray, y0: int, x0: int) -> bool:
+    """Cover the earlier objects with a new one at ``(y0, x0)``, unless that would hide one.
+
+    Every earlier object must keep >= 55 % of its area visible; if one would
+    not, nothing changes and the answer is False.
+    """
     new_visible = []
     for o in objs:
         oy0, ox0 = o.y0, o.x0
@@ -443,16 +481,16 @@ def _place_object(
         cover = alpha[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
         vis[iy0 - oy0 : iy1 - oy0, ix0 - ox0 : ix1 - ox0] *= 1.0 - cover
         if vis.sum() < 0.55 * o.alpha.sum():
-            return None
+            return False
         new_visible.append(vis)
     for k, vis in enumerate(new_visible):
         if vis is not None:
             objs[k] = objs[k]._replace(visible=vis)
+    return True
 
-    # Colour: the class hue most of the time, always distinct from what lies beneath.
-    under = img[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]]
-    inside = alpha >= 0.5
-    bg_mean = under[inside].mean(axis=0)
+
+def _object_colour(rng: np.random.Generator, cls: int, bg_mean: np.ndarray) -> np.ndarray:
+    """The class hue most of the time, always distinct from ``bg_mean``, what lies beneath."""
     base = _BASE_HUE[cls] if rng.random() < 0.75 else rng.random()
     colour = _hsv_to_rgb(base + rng.uniform(-0.06, 0.06), rng.uniform(0.45, 1.0), 1.0)
     colour = colour * rng.uniform(0.45, 1.0)
@@ -463,10 +501,7 @@ def _place_object(
         colour = colour * rng.uniform(0.45, 1.0)
     else:
         colour = np.where(bg_mean > 0.5, colour * 0.3, 1 - (1 - colour) * 0.3)
-    tex = _CLASS_TEXTURE[cls] if rng.random() < 0.6 else _TEXTURES[int(rng.integers(6))]
-    field = _texture(rng, tex, pu, pv, min(half_u, half_v), colour)
-    _blend(img, y0, x0, alpha, field)
-    return _Obj(y0, x0, alpha, alpha.copy())
+    return colour
 
 
 class SyntheticDetection:
@@ -512,7 +547,7 @@ class SyntheticDetection:
         self.num_images = check_scalar(num_images, "num_images", low=0, integer=True)
         self.image_size = check_scalar(image_size, "image_size", low=32, integer=True)
         self.seed = check_scalar(seed, "seed", low=0, integer=True)
-        self.split = check_choice(split, "split", ("train", "val", "test"))
+        self.split = check_choice(split, "split", SPLITS)
         self.max_objects = check_scalar(max_objects, "max_objects", low=0, integer=True)
         self.min_object_size = check_scalar(
             min_object_size, "min_object_size", low=2.0, high=self.image_size / 2

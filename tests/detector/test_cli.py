@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from torch_impl.cli import main
+from torch_impl.detector.cli import SGD_DEFAULTS, _parser, _train_config, main
+from torch_impl.detector.train import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = [
     "--stem-channels", "8", "--stage-channels", "8,16,16,32", "--stage-blocks", "1,1,1,1",
     "--fpn-channels", "32", "--feat-channels", "32", "--stacked-convs", "1",
@@ -33,6 +34,15 @@ def test_demo_quick(tmp_path, capsys):
     for name in ("predictions.png", "distributions.png", "loss_curves.png", "detections.json"):
         assert (tmp_path / name).is_file(), name
     assert (tmp_path / "run" / "last.pt").is_file()
+
+
+def test_train_options_default_to_train_config():
+    """``gfl train``'s defaults are TrainConfig's (SGD has its own learning rate and decay)."""
+    assert _train_config(_parser().parse_args(["train"])) == TrainConfig()
+    sgd = _train_config(_parser().parse_args(["train", "--optimizer", "sgd"]))
+    assert sgd == TrainConfig(optimizer="sgd", **SGD_DEFAULTS)
+    off = _train_config(_parser().parse_args(["train", "--grad-clip", "0", "--no-hflip"]))
+    assert off.grad_clip is None and off.hflip is False
 
 
 def test_export_train_evaluate_predict_on_coco_files(tmp_path, capsys):
@@ -98,7 +108,7 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_checkpoint(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "continue with `gfl train --resume" in err
-    from torch_impl.train import load_checkpoint
+    from torch_impl.detector.checkpoint import load_checkpoint
 
     done = load_checkpoint(run / "last.pt")["iteration"]
     assert done >= 3

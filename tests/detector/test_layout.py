@@ -1,0 +1,58 @@
+"""The detector is an application of the library: the library never imports it, and it
+uses the library only through the packages' top-level names."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import torch_impl.detector
+
+DETECTOR = Path(torch_impl.detector.__file__).resolve().parent
+ROOT = DETECTOR.parents[1]
+
+
+def test_the_library_never_imports_the_detector():
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "def walk(name):\n"
+        "    pkg = importlib.import_module(name)\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__, name + '.'):\n"
+        "        if m.name not in ('torch_impl.detector', 'torch_impl.__main__'):\n"
+        "            walk(m.name) if m.ispkg else importlib.import_module(m.name)\n"
+        "walk('reference'); walk('torch_impl')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('torch_impl.detector')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def _library_imports(path: Path) -> list[str]:
+    """The modules of ``reference`` / ``torch_impl`` (outside the detector) ``path`` imports."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            depth = len(path.relative_to(DETECTOR).parts) - 1  # folders below the detector
+            if node.level > depth + 1:
+                names.append("." * node.level + (node.module or ""))  # reaches out of it
+        elif isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+    return [
+        n
+        for n in names
+        if n.startswith((".", "reference", "torch_impl"))
+        and not n.startswith("torch_impl.detector")
+    ]
+
+
+def test_the_detector_uses_only_the_library_top_level_names():
+    allowed = {"torch_impl", "reference", "reference.validation"}  # + the shared validators
+    for path in sorted(DETECTOR.rglob("*.py")):
+        bad = [n for n in _library_imports(path) if n not in allowed]
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
