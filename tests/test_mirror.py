@@ -121,11 +121,13 @@ def test_the_library_never_imports_the_detector():
     """Importing every library module loads nothing of ``torch_impl.detector`` (and
     so neither argparse-driven code, PNG rendering nor checkpoints)."""
     code = (
-        "import sys, importlib, pkgutil, reference, torch_impl\n"
-        "for p in (reference, torch_impl):\n"
-        "    for m in pkgutil.iter_modules(p.__path__):\n"
-        "        if not m.ispkg and m.name != '__main__':\n"
-        "            importlib.import_module(p.__name__ + '.' + m.name)\n"
+        "import importlib, pkgutil, sys\n"
+        "def walk(name):\n"
+        "    pkg = importlib.import_module(name)\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__, name + '.'):\n"
+        "        if m.name not in ('torch_impl.detector', 'torch_impl.__main__'):\n"
+        "            walk(m.name) if m.ispkg else importlib.import_module(m.name)\n"
+        "walk('reference'); walk('torch_impl')\n"
         "bad = sorted(m for m in sys.modules if m.startswith('torch_impl.detector'))\n"
         "assert not bad, bad\n"
     )
