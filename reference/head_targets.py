@@ -25,6 +25,9 @@ __all__ = ["GFLTargets", "gfl_targets"]
 class GFLTargets(NamedTuple):
     """Per-anchor training targets of a batch (levels concatenated, level 0 first).
 
+    The twin of :class:`torch_impl.GFLTargets` (whose fields carry a batch axis
+    throughout).
+
     Attributes
     ----------
     anchors : ndarray, shape (A, 4)
@@ -37,9 +40,6 @@ class GFLTargets(NamedTuple):
     pos : ndarray of bool, shape (B, A)
     num_total_samples : float — :math:`\\max(\\sum_i \\max(n^{pos}_i, 1), 1)`
     assign_results : list of AssignResult — ATSS on each image's valid anchors
-
-    The twin of :class:`torch_impl.GFLTargets` (whose fields carry a batch axis
-    throughout).
     """
 
     anchors: np.ndarray
