@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .validation import as_float, check_choice, check_scalar
+from .validation import as_float, check_broadcastable, check_choice, check_scalar
 
 __all__ = ["ReduceCache", "weight_reduce_forward", "weight_reduce_backward"]
 
@@ -68,14 +68,7 @@ def weight_reduce_forward(
         w = np.ones_like(x)
     else:
         w = as_float(weight, "weight", finite=True)
-        try:
-            b = np.broadcast_shapes(w.shape, x.shape)
-        except ValueError:
-            b = None
-        if b != x.shape:
-            raise ValueError(
-                f"weight must be broadcastable to loss's shape {x.shape}, got {w.shape}"
-            )
+        check_broadcastable(w.shape, x.shape, "weight")
         w = np.broadcast_to(w, x.shape)
     weighted = x * w
     if avg_factor is not None:

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["check_shape", "as_float", "as_int", "check_scalar", "check_hw", "check_choice"]
+__all__ = [
+    "check_shape",
+    "as_float",
+    "as_int",
+    "check_broadcastable",
+    "check_scalar",
+    "check_hw",
+    "check_choice",
+]
 
 Dim = int | str | None
 
@@ -103,6 +111,18 @@ def as_int(
     if spec is not None:
         check_shape(arr.shape, name, spec, dims)
     return arr.astype(np.int64, copy=False)
+
+
+def check_broadcastable(shape: tuple[int, ...], target: tuple[int, ...], name: str) -> None:
+    """``shape`` must broadcast to exactly ``target`` (``weight`` against ``loss``)."""
+    try:
+        ok = np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} must be broadcastable to loss's shape {tuple(target)}, got {tuple(shape)}"
+        )
 
 
 def check_scalar(

@@ -11,7 +11,7 @@ import torch
 
 from reference.reduce import REDUCTIONS
 
-from .validation import check_choice, check_scalar, check_tensor
+from .validation import check_broadcastable, check_choice, check_scalar, check_tensor
 
 __all__ = ["weight_reduce_loss"]
 
@@ -43,15 +43,7 @@ def weight_reduce_loss(
     check_choice(reduction, "reduction", REDUCTIONS)
     if weight is not None:
         check_tensor(weight, "weight")
-        try:
-            b = torch.broadcast_shapes(weight.shape, loss.shape)
-        except RuntimeError:
-            b = None
-        if b != loss.shape:
-            raise ValueError(
-                f"weight must be broadcastable to loss's shape {tuple(loss.shape)}, "
-                f"got {tuple(weight.shape)}"
-            )
+        check_broadcastable(tuple(weight.shape), tuple(loss.shape), "weight")
         loss = loss * weight
     if avg_factor is not None and reduction == "sum":
         raise ValueError('avg_factor can not be used with reduction="sum"')

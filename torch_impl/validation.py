@@ -13,9 +13,16 @@ from collections.abc import Sequence
 
 import torch
 
-from reference.validation import check_choice, check_hw, check_scalar, check_shape
+from reference.validation import (
+    check_broadcastable,
+    check_choice,
+    check_hw,
+    check_scalar,
+    check_shape,
+)
 
 __all__ = [
+    "check_broadcastable",
     "check_choice",
     "check_hw",
     "check_scalar",

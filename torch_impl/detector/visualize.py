@@ -380,30 +380,19 @@ def _draw_side_chart(
 ) -> None:
     """Side ``side``'s probabilities ``p`` of the distances ``xs`` (stride ``s``) as bars,
     the expected distance dashed and the ground truth's green."""
-    if horizontal:
-        a.barh(xs, p, height=0.8 * s, color=colour, alpha=0.85)
-        a.axhline(expect, color="black", ls="--", lw=0.8)
-        if gt_edge is not None:
-            a.axhline(gt_edge, color="green", lw=1.0)
-        a.set_ylim(-0.6 * s, xs[-1] + 0.6 * s)
-        if flip:
-            a.invert_yaxis()
-        a.set_xlim(0, 1)
-        a.set_xticks([])
-        a.tick_params(labelsize=5, pad=1)
-        a.set_ylabel(SIDES[side] + " px", fontsize=5, labelpad=1)
-    else:
-        a.bar(xs, p, width=0.8 * s, color=colour, alpha=0.85)
-        a.axvline(expect, color="black", ls="--", lw=0.8)
-        if gt_edge is not None:
-            a.axvline(gt_edge, color="green", lw=1.0)
-        a.set_xlim(-0.6 * s, xs[-1] + 0.6 * s)
-        if flip:
-            a.invert_xaxis()
-        a.set_ylim(0, 1)
-        a.set_yticks([])
-        a.tick_params(labelsize=5, pad=1)
-        a.set_xlabel(SIDES[side] + " px", fontsize=5, labelpad=1)
+    along, across = ("y", "x") if horizontal else ("x", "y")  # distances run along `along`
+    (a.barh if horizontal else a.bar)(xs, p, 0.8 * s, color=colour, alpha=0.85)
+    line = a.axhline if horizontal else a.axvline
+    line(expect, color="black", ls="--", lw=0.8)
+    if gt_edge is not None:
+        line(gt_edge, color="green", lw=1.0)
+    getattr(a, f"set_{along}lim")(-0.6 * s, xs[-1] + 0.6 * s)
+    if flip:
+        getattr(a, f"invert_{along}axis")()
+    getattr(a, f"set_{across}lim")(0, 1)
+    getattr(a, f"set_{across}ticks")([])
+    a.tick_params(labelsize=5, pad=1)
+    getattr(a, f"set_{along}label")(SIDES[side] + " px", fontsize=5, labelpad=1)
     for spine in ("top", "right"):
         a.spines[spine].set_visible(False)
 
