@@ -11,7 +11,9 @@ At build time (``config-inited``) this file
   ``docs/api/detector/``), so a new module is documented without editing
   anything here;
 * renders the map of twins (``tools/mirror.py``) into
-  ``docs/_generated/mirror.md``, which ``api.md`` includes;
+  ``docs/_generated/mirror.md``, which ``api.md`` includes, and the
+  paper-to-code table (``tools/paper.py``) into ``docs/_generated/paper.md``,
+  which ``teaching.md`` includes;
 * renders ``bench_results/bench.json`` (written by ``make bench``), if present,
   into ``docs/_generated/bench.md``, which ``benchmarks.md`` includes.
 
@@ -251,6 +253,13 @@ def render_bench_results(data: dict) -> str | None:
     return "\n".join(out)
 
 
+def write_paper_page() -> None:
+    """``_generated/paper.md``: the paper-to-code table of ``tools/paper.py``."""
+    from tools.paper import markdown_table
+
+    _write_if_changed(DOCS / "_generated" / "paper.md", markdown_table())
+
+
 def write_bench_page() -> None:
     """``_generated/bench.md``: the results of ``make bench``, or a note that there are none."""
     if BENCH_JSON.is_file():
@@ -283,6 +292,7 @@ def _on_config_inited(app, config) -> None:  # noqa: ARG001
     sync_notebooks()
     write_api_pages()
     write_mirror_page()
+    write_paper_page()
     write_bench_page()
 
 

@@ -77,3 +77,22 @@ def test_bench_page_renders_any_json():
     text = render({"machine": "cpu", "results": [{"name": "a", "ms": 1.5}, {"name": "b"}]})
     assert "| name | ms |" in text and "| a | 1.5 |" in text and "| b |  |" in text
     assert "`3`" in render(3)
+
+
+def test_the_paper_table_names_real_functions_taught_in_its_notebooks():
+    """Each equation of the paper that the code computes names functions that exist, and
+    the notebook it names uses one of them (so the teachers' table never points nowhere)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from tools.mirror import NotebookIndex
+    from tools.paper import EQUATIONS, resolve
+
+    index = NotebookIndex()
+    for eq in EQUATIONS:
+        assert (ROOT / "notebooks" / f"{eq.notebook}.ipynb").is_file(), eq.notebook
+        if not eq.reference:
+            continue
+        assert callable(resolve(eq.reference)) and callable(resolve(eq.torch)), eq.name
+        names = (eq.reference.rpartition(".")[2], eq.torch.rpartition(".")[2], *eq.also)
+        assert index.find(*names, notebook=eq.notebook), f"{eq.notebook} never uses {names}"

@@ -149,12 +149,14 @@ class NotebookIndex:
                 elif cell["cell_type"] == "code":
                     self.cells.append((path.stem, heading, text))
 
-    def find(self, *names: str) -> str:
+    def find(self, *names: str, notebook: str | None = None) -> str:
+        """``"NN_name § heading"`` of the first code cell using one of ``names``
+        (only in ``notebook`` when given), or ""."""
         for name in (n for n in names if n):
             word = re.compile(rf"\b{re.escape(name)}\b")
-            for notebook, heading, code in self.cells:
-                if word.search(code):
-                    return f"{notebook} § {heading}" if heading else notebook
+            for stem, heading, code in self.cells:
+                if (notebook is None or stem == notebook) and word.search(code):
+                    return f"{stem} § {heading}" if heading else stem
         return ""
 
 
