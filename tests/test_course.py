@@ -141,7 +141,7 @@ def built(tmp_path_factory):
     """``course.build.build`` into a temporary folder, with a reading notebook that has
     ``answer`` cells beside the project's own."""
     readings = tmp_path_factory.mktemp("notebooks")
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         shutil.copy2(path, readings / path.name)
     nb = nbformat.v4.new_notebook()
     nb.cells = [
