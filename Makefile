@@ -2,6 +2,8 @@
 #   make demo   - train a GFL detector on the synthetic set (CPU), evaluate, draw the report
 #   make test   - ruff + the whole test suite (and every notebook, via nbmake)
 #   make docs   - the documentation site, built with warnings as errors and checked
+#   make course - the course's student release and teacher's version (course/build/)
+#   make grade SUBMISSIONS=dir - grade a folder of submissions (course/build/grades/)
 # Both create .venv if it is missing and install what they need (idempotent).
 
 PYTHON ?= python3
@@ -11,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 HYPOTHESIS_PROFILE ?= dev
 STAMP := $(VENV)/.installed-test
 
-.PHONY: venv test check bench lint docs demo clean
+.PHONY: venv test check bench lint docs demo course grade clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +74,25 @@ docs: $(DOCS_STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs $(DOCS_BUILD)
 	$(PY) docs/check_site.py $(DOCS_BUILD)
 
+# The course (docs/course.md): nbgrader turns course/source/ (exercises with their solutions
+# marked) into course/build/student/ (solutions replaced by stubs; the reading notebooks
+# without their `answer` cells) and course/build/teacher/. `make grade` autogrades
+# SUBMISSIONS/<student>/<exercise>/<exercise>.ipynb into a score table and feedback.
+COURSE_STAMP := $(VENV)/.installed-course
+GRADES ?= course/build/grades
+
+$(COURSE_STAMP): $(PY) pyproject.toml
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[course]"
+	@touch $@
+
+course: $(COURSE_STAMP)
+	$(PY) -m course.build
+
+grade: $(COURSE_STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [GRADES=$(GRADES)]"; exit 2; }
+	$(PY) -m course.grade "$(SUBMISSIONS)" --out "$(GRADES)"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench_results
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench_results course/build
 	rm -rf docs/_build docs/notebooks docs/api docs/_generated docs/jupyter_execute
