@@ -133,8 +133,9 @@ def qfl_backward(d_loss: np.ndarray, cache: QFLCache) -> np.ndarray:
     sig_p = sig[r, c]
     diff = sig_p - y
     bce_p, mod_p = _positive_entries(cache.pos_pred, sig_p, y, beta)
-    # d|diff|^beta / d diff = beta |diff|^(beta-1) sign(diff); taken as 0 where
-    # diff == 0 (its subgradient; only singular for beta < 1) and when beta == 0
+    # d|diff|^beta / d diff = beta |diff|^(beta-1) sign(diff); taken as 0 where diff == 0
+    # (the true derivative for beta > 1, a subgradient for beta == 1, a convention for
+    # 0 < beta < 1, where it is infinite) and when beta == 0
     if beta == 0.0:
         d_mod = np.zeros_like(diff)
     else:
