@@ -37,8 +37,12 @@ QFL_ARGS = st.tuples(st.one_of(S.qfl_inputs(), S.wide_qfl_inputs()), S.qfl_betas
 DFL_ARGS = _named(st.one_of(S.dfl_inputs(), S.dfl_inputs(lo=-S.WIDE_LOGIT, hi=S.WIDE_LOGIT)),
                   "pred", "label")  # fmt: skip
 GIOU_ARGS = _named(S.box_pairs(), "pred", "target")
-D2B_ARGS = st.tuples(S.points_and_distances(), st.one_of(st.none(), S.max_shapes)).map(
-    lambda v: {"points": v[0][0], "distance": v[0][1], "max_shape": v[1]}
+# Half the inputs with coordinates exactly on a clamp bound (where the gradient must pass).
+D2B_ARGS = st.one_of(
+    st.tuples(S.points_and_distances(), st.one_of(st.none(), S.max_shapes)).map(
+        lambda v: {"points": v[0][0], "distance": v[0][1], "max_shape": v[1]}
+    ),
+    _named(S.clamp_boundary_decodes(), "points", "distance", "max_shape"),
 )
 REDUCE_ARGS = _named(S.reduce_inputs(), "loss", "weight", "reduction", "avg_factor")
 
