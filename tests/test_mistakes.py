@@ -56,7 +56,7 @@ def test_the_catalogue_is_large_and_well_formed():
         assert isinstance(m, Mistake)
         assert m.piece in PIECES, f"{m.name}: no piece {m.piece!r}"
         assert m.piece in SIZE, f"{m.name}: tests/test_mistakes.py has no size for {m.piece!r}"
-        assert len(m.description.split()) >= 12, f"{m.name}: say what is written and why it is wrong"
+        assert len(m.description.split()) >= 12, f"{m.name}: say what is wrong, and why"
         assert m.array_type in ("numpy", "torch")
         if m.piece in PAIR_SPECS:
             assert m.forward is not None and m.fn is None

@@ -29,6 +29,7 @@ import numpy as np
 
 import reference as R
 from reference.atss import AssignResult, candidate_stats, nearest_k, resolve_positives
+from reference.boxes import Distance2BBoxCache
 from reference.config import GFLConfig
 from reference.dfl import DFLCache
 from reference.integral import IntegralCache
@@ -283,6 +284,23 @@ def distance2bbox_backward_through_clamp(d_boxes: np.ndarray, cache: Any) -> np.
     ``d_boxes (M, 4)`` → ``d_distance (M, 4)``.
     """
     return d_boxes * np.array([-1.0, -1.0, 1.0, 1.0])  # the mistake: cache.pass_mask not applied
+
+
+def distance2bbox_strict_mask_forward(points: np.ndarray, distance: np.ndarray,
+                                      max_shape: tuple[int, int] | None = None
+                                      ) -> tuple[np.ndarray, Distance2BBoxCache]:  # fmt: skip
+    """distance2bbox whose clamp mask counts a coordinate *on* a bound as clamped.
+
+    ``points (M, 2)``, ``distance (M, 4)`` → ``(boxes (M, 4), cache)``; the backward is
+    the reference's, which zeroes the gradient wherever the mask is False.
+    """
+    boxes, _ = R.distance2bbox_forward(points, distance)  # (M, 4), not clamped
+    if max_shape is None:
+        return boxes, Distance2BBoxCache(np.ones(boxes.shape, dtype=bool))
+    h, w = max_shape
+    upper = np.array([w, h, w, h], dtype=np.float64)
+    passes = (boxes > 0.0) & (boxes < upper)  # the mistake: not (boxes >= 0) & (boxes <= upper)
+    return np.clip(boxes, 0.0, upper), Distance2BBoxCache(passes)
 
 
 def weight_reduce_ignoring_avg_factor_forward(
@@ -617,6 +635,10 @@ MISTAKES: tuple[Mistake, ...] = (
        "The forward clamps the decoded box to the image but the hand-written backward "
        "passes the gradient through every coordinate, clamped or not.",
        forward=R.distance2bbox_forward, backward=distance2bbox_backward_through_clamp),
+    _M("distance2bbox_clamp_mask_excludes_bounds", "distance2bbox",
+       "The clamp's mask written 0 < x < w instead of 0 <= x <= w: a coordinate exactly on "
+       "the image border loses its gradient, which torch.clamp (and SPEC) let through.",
+       forward=distance2bbox_strict_mask_forward, backward=R.distance2bbox_backward),
     _M("weight_reduce_ignores_avg_factor", "weight_reduce",
        "avg_factor accepted but never used: 'mean' divides by the number of elements (all "
        "anchors) instead of by the number of positives, shrinking the loss by orders of magnitude.",
@@ -639,15 +661,15 @@ MISTAKES: tuple[Mistake, ...] = (
        fn=grid_anchors_at_cell_centres),
     _M("atss_biased_std", "atss_assign",
        "The ATSS threshold computed with np.std's default ddof=0 (torch's std is unbiased): "
-       "the threshold is lower and a few extra anchors become positives.",
+       "the threshold is a little lower and, now and then, an extra anchor becomes positive.",
        fn=atss_biased_std),
     _M("atss_candidates_over_all_levels", "atss_assign",
        "Candidates taken as the topk·L nearest anchors over all levels at once instead of "
-       "topk per level: the finest level, with the most anchors, takes every candidate.",
+       "topk per level: the finest level, densest near the gt, takes most of the candidates.",
        fn=atss_candidates_over_all_levels),
     _M("atss_without_centre_test", "atss_assign",
        "The test 'the anchor's centre lies inside the gt' left out: anchors whose centre is "
-       "outside a gt become its positives, and their distance targets are clamped nonsense.",
+       "outside a gt become its positives, with distance targets clamped to 0 on that side.",
        fn=atss_without_centre_test),
     _M("nms_suppresses_at_threshold", "nms",
        "NMS that suppresses at IoU >= t: SPEC (and mmcv) suppress only above t, so a box "
@@ -670,8 +692,8 @@ MISTAKES: tuple[Mistake, ...] = (
        "loss now pushes the box branch towards boxes that are easy to score, not right.",
        forward=gfl_loss_quality_not_detached, array_type="torch"),
     _M("gfl_loss_weight_not_detached", "gfl_loss",
-       "The box losses weighted by sigmoid(cls).max() without .detach(): the cheapest way to "
-       "lower the box loss becomes lowering the class scores of the positives.",
+       "The box losses weighted by sigmoid(cls).max() without .detach(): the classifier can "
+       "now lower the box loss by scoring down the positives whose boxes are hard.",
        forward=gfl_loss_weight_not_detached, array_type="torch"),
 )  # fmt: skip
 
