@@ -14,9 +14,9 @@ entry fails with a shrunk counterexample (``tests/test_mistakes.py``), and
 False
 
 Most candidates work on NumPy arrays and reuse the reference's building blocks
-for everything but the mistake; those that only an autograd program can make
-(a quality target that is not detached) are torch candidates built on
-:mod:`torch_impl`. Torch is imported only when a torch candidate runs.
+for everything but the mistake. Those that only an autograd program can make (a
+quality target that is not detached), and a few written the way people write
+them in PyTorch, are torch candidates; torch is imported only when one runs.
 """
 
 from __future__ import annotations
