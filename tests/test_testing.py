@@ -104,6 +104,32 @@ def test_reports_are_deterministic_and_quiet(capsys):
     assert captured.out == "" and captured.err == ""
 
 
+def test_what_a_check_draws_does_not_depend_on_what_else_is_imported(monkeypatch):
+    """Hypothesis also draws literals found in the process's own modules; the engine pins that
+    pool to empty, so a notebook, a test session and an edited source file all see the same
+    inputs (and the same counterexamples)."""
+    providers = pytest.importorskip("hypothesis.internal.conjecture.providers")
+    if not hasattr(providers, "_get_local_constants"):
+        pytest.skip("this Hypothesis draws no local constants")
+
+    def inputs_drawn() -> list[bytes]:
+        seen = []
+
+        def recording(pred, reg_max):
+            seen.append(pred.tobytes())
+            return R.integral_forward(pred, reg_max)
+
+        check("integral", forward=recording, backward=R.integral_backward)
+        return seen
+
+    alone = inputs_drawn()
+    crowded = providers.Constants(floats={0.5, -3.25, 7.0, 11.5}, integers={0, 1, 3, 7})
+    monkeypatch.setattr(providers, "_get_local_constants", lambda: crowded)
+    providers.CONSTANTS_CACHE.cache.clear()
+    assert inputs_drawn() == alone
+    providers.CONSTANTS_CACHE.cache.clear()
+
+
 def test_a_candidate_that_raises_gets_a_report_not_a_traceback():
     def broken(pred, reg_max):
         raise RuntimeError("not done yet")

@@ -11,7 +11,9 @@ Nothing of Hypothesis is printed: the report is the message.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +197,8 @@ def run_property(
             ) from None
 
     try:
-        test()
+        with _quiet(), _without_local_constants():
+            test()
     except PropertyFailed as exc:
         return Failure(prop.name, exc.message, dict(last["inputs"]), exc.expected, exc.got)
     except Flaky:
@@ -203,3 +206,40 @@ def run_property(
     except (Unsatisfiable, FailedHealthCheck):
         return UNJUDGED  # no input could be judged: said in the report, never a pass
     return None
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings while a property runs (a candidate's ``exp`` overflowing, a comparison
+    with inf): the report is the message."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextmanager
+def _without_local_constants() -> Iterator[None]:
+    """Draw no literals from the process's own source files while a property runs.
+
+    Hypothesis (6.131 and later) now and then draws a constant found in any
+    imported module outside site-packages, so what a check generates (and the
+    counterexample it reports) would depend on what else the process has
+    imported: a notebook, a test session, an edited source file. That pool is
+    pinned to empty here (a private hook of Hypothesis: where it is missing,
+    nothing is pinned).
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        original, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
+        empty = providers.Constants()
+    except (ImportError, AttributeError):  # another Hypothesis: nothing to pin
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.clear()  # permitted constants cached from an earlier pool
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()

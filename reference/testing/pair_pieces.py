@@ -27,15 +27,22 @@ def _named(strategy: st.SearchStrategy, *names: str) -> st.SearchStrategy[Args]:
     return strategy.map(lambda values: dict(zip(names, values)))
 
 
-INTEGRAL = st.one_of(S.integral_inputs(), S.integral_inputs(wide=True))
+# Half the inputs moderate (|x| <= 20), half wide (|x| <= WIDE_LOGIT, past exp's overflow at
+# 709): every stability mistake meets its overflow in a few examples.
+INTEGRAL = st.one_of(S.integral_inputs(), S.integral_inputs(lo=-S.WIDE_LOGIT, hi=S.WIDE_LOGIT))
 INTEGRAL_ARGS = _named(INTEGRAL, "pred", "reg_max")
 QFL_ARGS = st.tuples(st.one_of(S.qfl_inputs(), S.wide_qfl_inputs()), S.qfl_betas).map(
     lambda v: {"pred": v[0][0], "label": v[0][1], "score": v[0][2], "beta": v[1]}
 )
-DFL_ARGS = _named(st.one_of(S.dfl_inputs(), S.dfl_inputs(wide=True)), "pred", "label")
+DFL_ARGS = _named(st.one_of(S.dfl_inputs(), S.dfl_inputs(lo=-S.WIDE_LOGIT, hi=S.WIDE_LOGIT)),
+                  "pred", "label")  # fmt: skip
 GIOU_ARGS = _named(S.box_pairs(), "pred", "target")
-D2B_ARGS = st.tuples(S.points_and_distances(), st.one_of(st.none(), S.max_shapes)).map(
-    lambda v: {"points": v[0][0], "distance": v[0][1], "max_shape": v[1]}
+# Half the inputs with coordinates exactly on a clamp bound (where the gradient must pass).
+D2B_ARGS = st.one_of(
+    st.tuples(S.points_and_distances(), st.one_of(st.none(), S.max_shapes)).map(
+        lambda v: {"points": v[0][0], "distance": v[0][1], "max_shape": v[1]}
+    ),
+    _named(S.clamp_boundary_decodes(), "points", "distance", "max_shape"),
 )
 REDUCE_ARGS = _named(S.reduce_inputs(), "loss", "weight", "reduction", "avg_factor")
 
@@ -137,6 +144,18 @@ def reduce_sum_is_mean_times_count(cand: Candidate, args: Args) -> None:
     assert_close(np.asarray(expected), np.asarray(flat(total)).reshape(()), what)
 
 
+def reduce_mean_with_avg_factor_is_sum_over_it(cand: Candidate, args: Args) -> None:
+    """With ``avg_factor`` a, ``"mean"`` is the weighted sum divided by a (not by the count)."""
+    loss, weight = args["loss"], args["weight"]
+    a = args["avg_factor"] if args["avg_factor"] is not None else 2.5
+    total, _ = candidate_forward(REDUCE_SPEC, cand, _reduce_args(loss, weight, "sum"))
+    mean, _ = candidate_forward(REDUCE_SPEC, cand, dict(_reduce_args(loss, weight, "mean"),
+                                                        avg_factor=a))  # fmt: skip
+    what = f"the 'mean' reduction with avg_factor={a!r} (must be the 'sum' divided by it)"
+    assert_close(np.asarray(float(np.asarray(flat(total))[0]) / a),
+                 np.asarray(flat(mean)).reshape(()), what)  # fmt: skip
+
+
 def head_box_gradient_sums_to_zero(cand: Candidate, args: Args) -> None:
     """Each side's distribution logits enter only through a softmax: their gradients sum to 0."""
     cfg = args["cfg"]
@@ -203,7 +222,9 @@ _IDENTITIES = [
     (DFL_SPEC, [("an integer target gives cross-entropy", dfl_integer_target_is_cross_entropy)]),
     (GIOU_SPEC, [("a box against itself has loss 0", giou_of_identical_boxes_is_zero)]),
     (D2B_SPEC, [("a decoded box is l + r wide and t + b high", d2b_width_is_left_plus_right)]),
-    (REDUCE_SPEC, [("'sum' is 'mean' times the count", reduce_sum_is_mean_times_count)]),
+    (REDUCE_SPEC, [("'sum' is 'mean' times the count", reduce_sum_is_mean_times_count),
+                   ("'mean' with an avg_factor is 'sum' divided by it",
+                    reduce_mean_with_avg_factor_is_sum_over_it)]),
     (HEAD_LOSS_SPEC, [("each side's box-logit gradients sum to zero",
                        head_box_gradient_sums_to_zero)]),
 ]  # fmt: skip

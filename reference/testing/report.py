@@ -82,14 +82,17 @@ class Report:
 
 
 def show(value: object, max_items: int = 40) -> str:
-    """A short, exact rendering of a value: arrays with shape and dtype, floats with
-    every digit (``repr``), lists and dicts element by element."""
+    """A short, exact rendering of a value: arrays with shape and dtype (the values of
+    those with at most ``max_items`` entries and two axes), floats with every digit
+    (``repr``), lists and dicts element by element."""
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
         shape = "x".join(map(str, value.shape)) or "scalar"
         if value.size > max_items:
             return f"array of shape ({shape}), {value.dtype}, too large to show"
+        if value.ndim > 2:  # nested brackets over several lines read worse than nothing
+            return f"array of shape ({shape}), {value.dtype}, not shown (more than 2 axes)"
         body = np.array2string(value, precision=17, separator=", ", threshold=max_items)
         return f"{body}  # shape ({shape}), {value.dtype}"
     if isinstance(value, float | np.floating):

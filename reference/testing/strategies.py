@@ -434,3 +434,30 @@ def multiclass_problems(draw, max_n: int = 16, max_classes: int = 4, boundary: b
     max_num = draw(st.sampled_from([-1, 0, 1, 3, 100]))
     return boxes_, scores, score_thr, thr, max_num
 
+
+
+# --- inputs at the edges of a clamp (the checking engine, issue part 2) -----------------------
+
+
+@st.composite
+def clamp_boundary_decodes(draw, max_n: int = 8):
+    """``(points (n, 2), distance (n, 4), max_shape (h, w))`` whose decoded coordinates often
+    lie *exactly* on a clamp bound of ``distance2bbox``: 0, or the image's ``w`` / ``h``.
+
+    Points and distances as :func:`points_and_distances`; then each coordinate is, by a
+    draw, kept, put on 0 (``l = x``) or put on its upper bound (``r = w - x``). A row with
+    a coordinate put on a bound has its point rounded to the 0.5 grid first, so that
+    ``x + (w - x) == w`` holds exactly in floating point.
+    """
+    pts, dist = draw(points_and_distances(max_n=max_n))
+    h, w = draw(max_shapes)
+    n = pts.shape[0]
+    snap = draw(hnp.arrays(np.int64, (n, 4), elements=st.integers(0, 2)))  # 0 keep, 1 low, 2 high
+    rows = snap.any(axis=1)
+    pts[rows] = np.round(pts[rows] * 2) / 2
+    xy = np.concatenate([pts, pts], axis=1)  # (n, 4): x, y, x, y of each coordinate
+    upper = np.array([w, h, w, h], dtype=F64)
+    sign = np.array([-1.0, -1.0, 1.0, 1.0])  # coordinate = point + sign * distance
+    onto = np.where(snap == 1, 0.0, upper)  # the bound each snapped coordinate lands on
+    dist = np.where(snap > 0, sign * (onto - xy), dist)
+    return pts, dist, (h, w)
