@@ -21,7 +21,7 @@ def test_there_are_notebooks():
     names = [p.stem for p in NOTEBOOKS]
     assert names, "notebooks/ has no .ipynb"
     for expected in ("00_overview", "01_integral", "02_qfl", "03_dfl", "04_boxes",
-                     "05_atss", "06_nms", "07_head", "08_training"):
+                     "05_atss", "06_nms", "07_head", "08_training", "09_common_mistakes"):
         assert expected in names
 
 

@@ -167,3 +167,11 @@ def test_wrong_arguments_to_check_are_value_errors():
         check("integral", fn=R.integral_forward)
     with pytest.raises(ValueError, match="array_type must be"):
         check("nms", fn=R.nms, array_type="jax")
+
+
+def test_values_are_shown_exactly_and_tuples_read_as_tuples():
+    from reference.testing.report import show
+
+    assert show((8,)) == "(8,)" and show((8, 16)) == "(8, 16)" and show([(1, 1)]) == "[(1, 1)]"
+    assert show(0.1) == "0.1" and show(np.float32(0.5)) == "0.5"
+    assert show(np.array([1.0, 2.5])).endswith("# shape (2), float64")

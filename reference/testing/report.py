@@ -99,7 +99,9 @@ def show(value: object, max_items: int = 40) -> str:
         return repr(float(value))
     if isinstance(value, tuple | list):
         inner = ", ".join(show(v, max_items) for v in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+        if isinstance(value, list):
+            return f"[{inner}]"
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k!r}: {show(v, max_items)}" for k, v in value.items()) + "}"
     return repr(value)
