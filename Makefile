@@ -1,6 +1,7 @@
 # GFL from Scratch. The two commands of the README:
 #   make demo   - train a GFL detector on the synthetic set (CPU), evaluate, draw the report
-#   make test   - ruff + the whole test suite (and every notebook, via nbmake)
+#   make test   - ruff + the whole test suite (and every notebook, via nbval: stored outputs must
+#                 still be what the code prints)
 #   make docs   - the documentation site, built with warnings as errors and checked
 #   make course - the course's student release and teacher's version (course/build/)
 #   make grade SUBMISSIONS=dir - grade a folder of submissions (course/build/grades/)
@@ -11,9 +12,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 HYPOTHESIS_PROFILE ?= dev
+# The notebooks are committed with their outputs; nbval re-runs them and compares the text.
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 STAMP := $(VENV)/.installed-test
 
-.PHONY: venv test check bench lint docs demo course grade clean
+.PHONY: venv test check bench lint docs demo course grade notebooks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +48,12 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	GFL_HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(PY) -m pytest -q tests --nbmake notebooks
+	GFL_HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(PY) -m pytest -q tests notebooks $(NBVAL)
+
+# Re-run every notebook and store its outputs (commit them): after changing a notebook or the
+# code it shows, when `make test` says a stored output is stale.
+notebooks: $(STAMP)
+	$(PY) tools/execute_notebooks.py
 
 check: $(STAMP)
 	$(PY) tools/certificate.py
