@@ -168,9 +168,14 @@ def test_a_batch_without_gts_is_all_negative_and_counts_each_image_once():
 def test_torch_targets_live_on_the_requested_device_and_dtype():
     cfg, cls, _, gtb, gtl, metas = tiny_workload()
     sizes = [c.shape[2:] for c in cls]
-    t = T.gfl_targets(sizes, to_torch(gtb), [torch.as_tensor(g) for g in gtl], metas, cfg)
-    assert t.anchors.dtype == torch.float32 and t.anchors.device.type == "cpu"
+    labels = [torch.as_tensor(g) for g in gtl]
+    t = T.gfl_targets(sizes, to_torch(gtb), labels, metas, cfg)  # float64 gts
+    assert t.anchors.dtype == torch.float64 and t.anchors.device.type == "cpu"
     assert t.valid.dtype == torch.bool and t.pos.dtype == torch.bool
+    t = T.gfl_targets(sizes, to_torch(gtb, dtype=torch.float16), labels, metas, cfg)
+    assert t.bbox_targets.dtype == torch.float32  # half precision works in float32
+    t = T.gfl_targets(sizes, to_torch(gtb), labels, metas, cfg, dtype=torch.float32)
+    assert t.bbox_targets.dtype == torch.float32 and t.num_total_samples.dtype == torch.float32
 
 
 def test_targets_reject_bad_input():

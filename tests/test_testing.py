@@ -61,7 +61,18 @@ TORCH_CANDIDATES = {
     "nms": dict(fn=T.nms),
     "batched_nms": dict(fn=T.batched_nms),
     "multiclass_nms": dict(fn=T.multiclass_nms),
+    "weight_reduce": dict(forward=T.weight_reduce_loss),
+    "grid_anchors": dict(fn=lambda sizes, strides, scale: T.grid_anchors(
+        sizes, strides, scale, dtype=torch.float64)),
+    "atss_assign": dict(fn=T.atss_assign),
+    "gfl_targets": dict(fn=T.gfl_targets),
+    "gfl_predict": dict(fn=T.gfl_predict),
+    "gfl_loss": dict(forward=T.gfl_loss),
 }  # fmt: skip
+
+
+def test_every_piece_has_a_torch_candidate():
+    assert set(TORCH_CANDIDATES) == set(PIECES)
 
 
 @pytest.mark.parametrize("piece", sorted(TORCH_CANDIDATES))
@@ -175,3 +186,23 @@ def test_values_are_shown_exactly_and_tuples_read_as_tuples():
     assert show((8,)) == "(8,)" and show((8, 16)) == "(8, 16)" and show([(1, 1)]) == "[(1, 1)]"
     assert show(0.1) == "0.1" and show(np.float32(0.5)) == "0.5"
     assert show(np.array([1.0, 2.5])).endswith("# shape (2), float64")
+
+
+def test_a_wrong_dtype_is_named():
+    def integral_in_float32(pred, reg_max):
+        out, cache = R.integral_forward(pred, reg_max)
+        return out.astype(np.float32), cache
+
+    report = check("integral", forward=integral_in_float32, backward=R.integral_backward)
+    assert "the forward's output has dtype float32, expected float64" in str(report)
+
+    def nms_as_floats(boxes, scores, iou_threshold):
+        return R.nms(boxes, scores, iou_threshold).astype(np.float64)
+
+    report = check("nms", fn=nms_as_floats)
+    assert "has dtype float64, expected integers" in str(report)
+
+
+def test_a_torch_candidate_called_with_arrays_gets_a_hint():
+    report = check("integral", forward=lambda pred, reg_max: T.integral(pred, reg_max))
+    assert "pass array_type='torch'" in str(report)

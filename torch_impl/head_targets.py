@@ -21,7 +21,7 @@ from reference.img_meta import parse_img_metas
 from .anchors import grid_anchors, valid_flags
 from .atss import AssignResult, atss_assign_batched
 from .boxes import _overlaps
-from .validation import check_tensor
+from .validation import check_tensor, work_dtype
 
 __all__ = ["GFLTargets", "gfl_targets"]
 
@@ -68,7 +68,7 @@ def gfl_targets(
     gt_bboxes_ignore: Sequence[torch.Tensor | None] | None = None,
     *,
     device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> GFLTargets:
     r"""ATSS targets of every anchor of every image, the batch at once
     (the twin of :func:`reference.gfl_targets`).
@@ -85,8 +85,9 @@ def gfl_targets(
         Boxes to ignore (used only when ``cfg.ignore_iof_thr > 0``).
     device : torch.device or str, optional
         Where the targets live; default: the first gt tensor's device.
-    dtype : torch.dtype
-        Of anchors, strides, weights and boxes (float32 by default).
+    dtype : torch.dtype, optional
+        Of anchors, strides, weights and boxes; default: the gts' dtype, float32 at
+        least (float32 when no image has a gt tensor).
 
     Returns
     -------
@@ -105,9 +106,16 @@ def gfl_targets(
     metas = parse_img_metas(img_metas, batch)
     if len(gt_labels) != batch:
         raise ValueError(f"gt_labels must have one entry per image ({batch}), got {len(gt_labels)}")
-    if device is None:
-        device = gt_bboxes[0].device if batch and isinstance(gt_bboxes[0], torch.Tensor) else "cpu"
-    device = torch.device(device)
+    first = gt_bboxes[0] if batch and isinstance(gt_bboxes[0], torch.Tensor) else None
+    device = torch.device(
+        device if device is not None else (first.device if first is not None else "cpu")
+    )
+    if dtype is None:
+        dtype = (
+            work_dtype(first.dtype)
+            if first is not None and first.is_floating_point()
+            else (torch.float32)
+        )
     level_anchors = grid_anchors(
         featmap_sizes, cfg.strides, cfg.octave_base_scale, device=device, dtype=dtype
     )

@@ -23,23 +23,32 @@ def as_array(value: object, what: str) -> np.ndarray:
 
 
 def assert_close(
-    expected: object, got: object, what: str, rtol: float = RTOL, atol: float = ATOL
+    expected: object,
+    got: object,
+    what: str,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    float64: bool = True,
 ) -> None:
-    """Same shape, and equal within ``rtol`` / ``atol`` (NaN equals NaN)."""
+    """Same shape and kind of dtype, and equal within ``rtol`` / ``atol`` (NaN equals NaN).
+
+    ``float64``: a floating output must be float64, as the reference's (the pairs' inputs
+    are float64); off where the input's own precision may be kept (torch's NMS on
+    float32 boxes returns float32 detections).
+    """
     e, g = as_array(expected, what), as_array(got, what)
     if e.shape != g.shape:
         raise PropertyFailed(
             f"{what} has shape {g.shape}, expected {e.shape}", e.shape, g.shape
         )
-    if g.dtype == object or g.dtype.kind not in "biuf":
-        raise PropertyFailed(f"{what} has dtype {g.dtype}, expected a real number type")
+    check_dtype(e, g, what, float64)
     e64, g64 = e.astype(np.float64), g.astype(np.float64)
     ok = np.isclose(g64, e64, rtol=rtol, atol=atol, equal_nan=True)
     if not ok.all():
         worst = int(np.argmax(~ok.reshape(-1)))
         where = np.unravel_index(worst, e.shape) if e.shape else ()
         raise PropertyFailed(
-            f"{what} differs from the reference"
+            f"{what}: differs from the reference"
             + (f" (first at index {tuple(int(i) for i in where)})" if e.shape else ""),
             e,
             g,
@@ -47,10 +56,27 @@ def assert_close(
 
 
 def assert_equal(expected: object, got: object, what: str) -> None:
-    """Exactly equal arrays (indices, labels, flags): same shape and values."""
+    """Exactly equal arrays (indices, labels, flags): same shape, kind of dtype and values."""
     e, g = as_array(expected, what), as_array(got, what)
+    if e.shape == g.shape:
+        check_dtype(e, g, what, float64=False)
     if e.shape != g.shape or not np.array_equal(e, g):
-        raise PropertyFailed(f"{what} differs from the reference", e, g)
+        raise PropertyFailed(f"{what}: differs from the reference", e, g)
+
+
+KINDS = {"b": "bool", "i": "integers", "u": "integers", "f": "floating point"}
+
+
+def check_dtype(e: np.ndarray, g: np.ndarray, what: str, float64: bool = True) -> None:
+    """The candidate's dtype must be of the reference's kind (bool, integers, floating
+    point), and with ``float64`` float64 where the reference's is (comparisons are to 1e-7)."""
+    if g.dtype == object or g.dtype.kind not in KINDS:
+        raise PropertyFailed(f"{what} has dtype {g.dtype}, expected a real number type")
+    same_kind = KINDS[e.dtype.kind] == KINDS[g.dtype.kind]
+    if not same_kind or (float64 and e.dtype == np.float64 and g.dtype != np.float64):
+        expected = "float64" if e.dtype == np.float64 else KINDS[e.dtype.kind]
+        raise PropertyFailed(f"{what} has dtype {g.dtype}, expected {expected}", expected,
+                             str(g.dtype))  # fmt: skip
 
 
 def flat(value: object) -> np.ndarray:

@@ -92,7 +92,10 @@ class Candidate:
         except PropertyFailed:
             raise
         except Exception as exc:  # the candidate's own error is the finding
-            raise PropertyFailed(f"your {what} raised {type(exc).__name__}: {exc}") from None
+            hint = ""
+            if not self.torch and "Tensor" in str(exc):
+                hint = " (a torch candidate? pass array_type='torch' or annotate torch.Tensor)"
+            raise PropertyFailed(f"your {what} raised {type(exc).__name__}: {exc}{hint}") from None
         for k, (a, b) in enumerate(zip(passed, before)):
             if not _same(_snapshot(a), b):
                 raise PropertyFailed(f"your {what} changed its argument {k + 1} in place")

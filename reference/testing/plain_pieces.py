@@ -48,7 +48,7 @@ def plain_properties(spec: PlainSpec) -> list[Property]:
 
 
 def close(expected: Any, got: Any) -> None:
-    assert_close(expected, got, "the output")
+    assert_close(expected, got, "the output", float64=False)
 
 
 def equal(expected: Any, got: Any) -> None:
@@ -58,7 +58,7 @@ def equal(expected: Any, got: Any) -> None:
 def close_list(expected: list, got: Any) -> None:
     check_lengths(expected, got, "the output")
     for lvl, (e, g) in enumerate(zip(expected, got)):
-        assert_close(e, g, f"the output's entry {lvl}")
+        assert_close(e, g, f"the output's entry {lvl}", float64=False)
 
 
 def dets_and_labels(expected: tuple, got: Any, what: str = "") -> None:
@@ -66,7 +66,8 @@ def dets_and_labels(expected: tuple, got: Any, what: str = "") -> None:
     if not isinstance(got, tuple | list) or len(got) != 2:
         raise PropertyFailed(f"{what}the output must be a pair (dets, labels), got {got!r}")
     assert_equal(expected[1], got[1], f"{what}the labels (or kept indices)")
-    assert_close(expected[0], got[0], f"{what}the detections (x1, y1, x2, y2, score)", 1e-6, 1e-6)
+    assert_close(expected[0], got[0], f"{what}the detections (x1, y1, x2, y2, score)", 1e-6, 1e-6,
+                 float64=False)  # fmt: skip
 
 
 def per_image_dets(expected: list, got: Any) -> None:
@@ -82,7 +83,7 @@ def assign_result(expected: Any, got: Any) -> None:
         if not hasattr(got, field):
             raise PropertyFailed(f"the result must have a field {field!r} (an AssignResult)")
         assert_equal(getattr(expected, field), to_numpy(getattr(got, field)), f"{field}")
-    assert_close(expected.max_overlaps, to_numpy(got.max_overlaps), "max_overlaps")
+    assert_close(expected.max_overlaps, to_numpy(got.max_overlaps), "max_overlaps", float64=False)
 
 
 def targets(expected: Any, got: Any) -> None:
@@ -90,9 +91,10 @@ def targets(expected: Any, got: Any) -> None:
         if not hasattr(got, field):
             raise PropertyFailed(f"the result must have a field {field!r} (a GFLTargets)")
         assert_equal(getattr(expected, field), to_numpy(getattr(got, field)), field)
-    assert_close(expected.bbox_targets, to_numpy(got.bbox_targets), "bbox_targets")
+    assert_close(expected.bbox_targets, to_numpy(got.bbox_targets), "bbox_targets",
+                 float64=False)  # fmt: skip
     assert_close(expected.num_total_samples, to_numpy(got.num_total_samples),
-                 "num_total_samples")  # fmt: skip
+                 "num_total_samples", float64=False)  # fmt: skip
 
 
 # --- inputs ------------------------------------------------------------------------------

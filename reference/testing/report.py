@@ -65,7 +65,8 @@ class Report:
     def __str__(self) -> str:
         head = f"check({self.piece!r}): "
         if self.passed:
-            return head + f"all {len(self.checked)} properties hold:\n" + "\n".join(
+            n = len(self.checked)
+            return head + f"all {n} propert{'y holds' if n == 1 else 'ies hold'}:\n" + "\n".join(
                 f"✓ {p}" for p in self.checked
             )
         failed = {f.prop for f in self.failures} | set(self.unjudged)
