@@ -112,7 +112,8 @@ class Row:
 
 
 def mirror_rows() -> list[Row]:
-    """Every public name of the twin modules, then of the torch-only modules."""
+    """Every public name of the twin modules, then of the one-sided modules (NumPy only or
+    shared by both packages, then torch only)."""
     ref_mods, tor_mods = library_modules("reference"), library_modules("torch_impl")
     sections = NotebookIndex()
     rows = []
@@ -123,14 +124,23 @@ def mirror_rows() -> list[Row]:
             rows.append(Row(ref_name, twin, name, test_file(name), sections.find(ref_name, twin)))
         for extra in (n for n in tor_all if is_torch_extra(n, tor_all)):
             rows.append(Row("", extra, name, test_file(name), sections.find(extra)))
+    for name in one_sided_module_names("reference"):  # shared ones are re-exported by torch_impl
+        shared = first_doc_line(ref_mods[name]).startswith("Shared by both packages:")
+        for ref_name in ref_mods[name].__all__:
+            twin = ref_name if shared else ""
+            rows.append(Row(ref_name, twin, name, test_file(name), sections.find(ref_name)))
     for name in one_sided_module_names("torch_impl"):
         for tor_name in tor_mods[name].__all__:
             rows.append(Row("", tor_name, name, test_file(name), sections.find(tor_name)))
     return rows
 
 
+#: Modules tested in another module's file.
+TESTED_WITH = {"nms_fast": "nms", "gradcheck": "numerics"}
+
+
 def test_file(module: str) -> str:
-    path = ROOT / "tests" / f"test_{module}.py"
+    path = ROOT / "tests" / f"test_{TESTED_WITH.get(module, module)}.py"
     return f"tests/{path.name}" if path.is_file() else ""
 
 
@@ -160,6 +170,14 @@ class NotebookIndex:
         return ""
 
 
+#: What the torch column says for a NumPy-only module's names.
+NUMPY_ONLY_NOTE = {
+    "gradcheck": "— (autograd checks itself)",
+    "numerics": "— (torch's built-ins)",
+    "nms_fast": "— (NumPy only: the fast path of nms)",
+}
+
+
 def markdown_table(rows: list[Row], link: Callable[[str], str] | None = None) -> str:
     """The map as a Markdown table (what ``docs/api.md`` includes).
 
@@ -171,7 +189,7 @@ def markdown_table(rows: list[Row], link: Callable[[str], str] | None = None) ->
     ]
     for r in rows:
         ref = f"`{r.reference}`" if r.reference else "—"
-        tor = f"`{r.torch}`" if r.torch else "— (autograd)"
+        tor = f"`{r.torch}`" if r.torch else NUMPY_ONLY_NOTE.get(r.module, "— (autograd)")
         module = f"[`{r.module}`]({link(r.module)})" if link else f"`{r.module}`"
         where = f"{r.test_file or '—'} | {r.notebook or '—'}"
         lines.append(f"| {ref} | {tor} | {module} | {where} |")

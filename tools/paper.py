@@ -4,7 +4,7 @@ functions that compute it, with the notebook section where it is first used.
 ``docs/conf.py`` renders :func:`markdown_table` into the teachers' page; the
 notebook column is found in the notebooks when the site is built (the first
 code cell that uses the function, and the heading above it), so it follows the
-notebooks as they change. ``tests/test_mirror.py`` checks that every function
+notebooks as they change. ``tests/test_notebooks.py`` checks that every function
 named here exists and is used in some notebook.
 
 Run it to print the table: ``.venv/bin/python tools/paper.py``.

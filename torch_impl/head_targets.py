@@ -106,16 +106,7 @@ def gfl_targets(
     metas = parse_img_metas(img_metas, batch)
     if len(gt_labels) != batch:
         raise ValueError(f"gt_labels must have one entry per image ({batch}), got {len(gt_labels)}")
-    first = gt_bboxes[0] if batch and isinstance(gt_bboxes[0], torch.Tensor) else None
-    device = torch.device(
-        device if device is not None else (first.device if first is not None else "cpu")
-    )
-    if dtype is None:
-        dtype = (
-            work_dtype(first.dtype)
-            if first is not None and first.is_floating_point()
-            else (torch.float32)
-        )
+    device, dtype = _placement(gt_bboxes, device, dtype)
     level_anchors = grid_anchors(
         featmap_sizes, cfg.strides, cfg.octave_base_scale, device=device, dtype=dtype
     )
@@ -161,6 +152,21 @@ def gfl_targets(
         num_total_samples,
         res,
     )
+
+
+def _placement(
+    gt_bboxes: Sequence[torch.Tensor],
+    device: torch.device | str | None,
+    dtype: torch.dtype | None,
+) -> tuple[torch.device, torch.dtype]:
+    """The targets' device and dtype: as given, else the first gts' (float32 at least)."""
+    first = gt_bboxes[0] if gt_bboxes and isinstance(gt_bboxes[0], torch.Tensor) else None
+    if device is None:
+        device = first.device if first is not None else "cpu"
+    if dtype is None:
+        floating = first is not None and first.is_floating_point()
+        dtype = work_dtype(first.dtype) if floating else torch.float32
+    return torch.device(device), dtype
 
 
 def _pad_boxes(
