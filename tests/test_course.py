@@ -130,7 +130,8 @@ def test_every_solution_passes_its_graded_cells(name, tmp_path):
         assert not errors(cell), f"{name}: cell {i} raised:\n{errors(cell)[0]['evalue']}"
     for cell in graded_cells(nb):
         printed = "".join(o.get("text", "") for o in cell.outputs)
-        assert re.search(rf"check\('{piece_of(cell)}'\): all \d+ propert(y holds|ies hold)", printed)
+        holds = rf"check\('{piece_of(cell)}'\): all \d+ propert(y holds|ies hold)"
+        assert re.search(holds, printed)
 
 
 # --- make course ---------------------------------------------------------------------------
