@@ -6,9 +6,7 @@ random) or ``ci`` (derandomized, at least 200 examples per property; what
 """
 
 import os
-import pathlib
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
@@ -30,16 +28,11 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("GFL_HYPOTHESIS_PROFILE", "dev"))
 
-GOLDEN = pathlib.Path(__file__).parent / "golden"
-
-
 @pytest.fixture
 def golden():
-    """Load a golden file from ``tests/golden`` by stem: ``golden("integral")``."""
-
-    def load(name: str) -> dict[str, np.ndarray]:
-        with np.load(GOLDEN / f"{name}.npz") as data:
-            return {k: data[k] for k in data.files}
+    """Load a golden file by stem, ``golden("integral")``: mmdetection's outputs, installed
+    with the package (``reference/testing/golden/``, see its README)."""
+    from reference.testing.goldens import load
 
     return load
 
