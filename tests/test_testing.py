@@ -14,7 +14,6 @@ import torch
 
 import reference as R
 import torch_impl as T
-from reference.numerics import log_softmax
 from reference.testing import PIECES, check
 
 REFERENCE_CANDIDATES = {
@@ -209,23 +208,10 @@ def test_a_torch_candidate_called_with_arrays_gets_a_hint():
     assert "pass array_type='torch'" in str(report)
 
 
-def test_goldens_travel_with_the_package_and_the_kit_checks_them():
-    from reference.testing.goldens import GOLDEN_CASES, golden_names, load
+def test_goldens_travel_with_the_package():
+    from reference.testing.goldens import golden_names, load
 
     assert {"integral", "nms", "gfl_loss_a", "gfl_predict"} <= set(golden_names())
     assert load("integral")["pred"].shape == (8, 68)
     with pytest.raises(ValueError, match="name must be one of"):
         load("softmax")
-    for piece in GOLDEN_CASES:
-        report = check(piece, **reference_candidate(piece))
-        assert "matches mmdetection's golden outputs" in report.checked, piece
-
-    def dfl_weights_swapped(pred, label):
-        left = np.floor(label).astype(np.int64)
-        rows = np.arange(pred.shape[0])
-        lp = log_softmax(pred, axis=1)
-        loss = -(lp[rows, left] * (label - left) + lp[rows, left + 1] * (left + 1 - label))
-        return loss, None
-
-    report = check("dfl", forward=dfl_weights_swapped, backward=R.dfl_backward)
-    assert "matches mmdetection's golden outputs" in {f.prop for f in report.failures}
