@@ -65,6 +65,8 @@ def grid_anchors(
     featmap_sizes: Sequence[tuple[int, int]],
     strides: Sequence[int] = DEFAULT_STRIDES,
     octave_base_scale: int = 8,
+    *,
+    center_offset: float = 0.0,
 ) -> list[np.ndarray]:
     r"""The GFL anchors of every level.
 
@@ -76,6 +78,9 @@ def grid_anchors(
         Stride of each level.
     octave_base_scale : int
         Anchor side in units of the stride.
+    center_offset : float
+        A dialect switch (:mod:`reference.dialects`, mmdetection's name): the
+        cell's point is :math:`((j + o) s, (i + o) s)`; 0 here, 0.5 in nanodet.
 
     Returns
     -------
@@ -95,15 +100,17 @@ def grid_anchors(
     .. math::
         (j s - h,\; i s - h,\; j s + h,\; i s + h),
 
-    centred at the cell's corner :math:`(js, is)` (``center_offset = 0``).
+    centred at the cell's corner :math:`(js, is)` (``center_offset = 0``; with
+    an offset :math:`o` every anchor moves by :math:`o s` along both axes).
     All values are exact in float64.
     """
     sizes, strides_l = check_levels(featmap_sizes, strides)
     scale = check_scalar(octave_base_scale, "octave_base_scale", low=0, low_open=True)
+    o = check_scalar(center_offset, "center_offset", low=0.0, high=1.0)
     out = []
     for (h, w), s in zip(sizes, strides_l):
         half = 0.5 * scale * s
-        ys, xs = np.meshgrid(np.arange(h) * float(s), np.arange(w) * float(s), indexing="ij")
+        ys, xs = np.meshgrid((np.arange(h) + o) * s, (np.arange(w) + o) * s, indexing="ij")
         cx = xs.reshape(-1)  # (H*W,) row-major, y outer
         cy = ys.reshape(-1)  # (H*W,)
         out.append(np.stack([cx - half, cy - half, cx + half, cy + half], axis=1))  # (H*W, 4)

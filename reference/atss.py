@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .boxes import bbox_overlaps
-from .validation import as_float, as_int, check_scalar
+from .validation import as_float, as_int, check_choice, check_scalar
 
 __all__ = ["AssignResult", "nearest_k", "atss_assign"]
 
@@ -100,35 +100,37 @@ def nearest_k(d2: np.ndarray, k: int) -> np.ndarray:
     return np.sort(order[:, :k], axis=1).astype(np.int64)  # (G, k)
 
 
-def candidate_stats(ious: np.ndarray) -> np.ndarray:
+def candidate_stats(ious: np.ndarray, ddof: int = 1) -> np.ndarray:
     r"""Per-gt ATSS threshold :math:`\mu + \sigma` of the candidates' IoUs.
 
     Parameters
     ----------
     ious : ndarray, shape (G, K)
         IoU of each gt's ``K`` candidates.
+    ddof : {1, 0}
+        1: :math:`\sigma` unbiased (``torch.std``); 0: biased (``np.std``).
 
     Returns
     -------
     ndarray, shape (G,)
-        :math:`\mu_g + \sigma_g` with :math:`\sigma` unbiased; ``+inf`` when
-        ``K < 2`` (no standard deviation: no positives).
+        :math:`\mu_g + \sigma_g`; ``+inf`` when ``K <= ddof`` (no standard
+        deviation: no positives).
 
     Notes
     -----
     .. math::
         \mu = \frac{1}{K}\sum_k u_k, \qquad
-        \sigma = \sqrt{\frac{1}{K-1}\sum_k (u_k - \mu)^2}.
+        \sigma = \sqrt{\frac{1}{K-\mathrm{ddof}}\sum_k (u_k - \mu)^2}.
 
     The sums run sequentially over ``k`` (``cumsum``), so that
     :mod:`torch_impl` reproduces them bit for bit on the CPU.
     """
     g, k = ious.shape
-    if k < 2:
+    if k <= ddof:
         return np.full(g, np.inf)
     mean = np.cumsum(ious, axis=1)[:, -1] / k  # (G,)
     dev = ious - mean[:, None]  # (G, K)
-    var = np.cumsum(dev * dev, axis=1)[:, -1] / (k - 1)  # (G,)
+    var = np.cumsum(dev * dev, axis=1)[:, -1] / (k - ddof)  # (G,)
     return mean + np.sqrt(var)
 
 
@@ -174,6 +176,8 @@ def atss_assign(
     gt_bboxes_ignore: np.ndarray | None = None,
     topk: int = 9,
     ignore_iof_thr: float = -1.0,
+    *,
+    std_ddof: int = 1,
 ) -> AssignResult:
     r"""Assign anchors to gts with ATSS (mmdetection's ``ATSSAssigner``).
 
@@ -194,6 +198,10 @@ def atss_assign(
     ignore_iof_thr : float
         An anchor whose IoF with an ignore box exceeds this is ignored; ``<= 0``
         disables ignoring (the GFL config uses -1).
+    std_ddof : {1, 0}
+        A dialect switch (:mod:`reference.dialects`): the threshold's standard
+        deviation is unbiased (1, ``torch.std``, every implementation we read)
+        or biased (0, ``np.std``, a common porting slip).
 
     Returns
     -------
@@ -234,6 +242,7 @@ def atss_assign(
     counts = check_num_level_anchors(num_level_anchors, a.shape[0])
     labels_in = None if gt_labels is None else as_int(gt_labels, "gt_labels", ("G",), dims)
     topk = check_scalar(topk, "topk", low=1, integer=True)
+    ddof = check_choice(std_ddof, "std_ddof", (1, 0))
     ignore_iof_thr = check_scalar(ignore_iof_thr, "ignore_iof_thr")
     ign = None
     if gt_bboxes_ignore is not None:
@@ -270,7 +279,7 @@ def atss_assign(
 
     gt_rep = np.repeat(gt, k, axis=0)  # (G*K, 4), row g*K + j is gt g
     ious = bbox_overlaps(a[cand.reshape(-1)], gt_rep, is_aligned=True).reshape(num_gts, k)  # (G, K)
-    thr = candidate_stats(ious)  # (G,)
+    thr = candidate_stats(ious, ddof)  # (G,)
 
     cc = centres[cand]  # (G, K, 2)
     inside = np.minimum(

@@ -32,6 +32,8 @@ def bbox_overlaps(
     mode: str = "iou",
     is_aligned: bool = False,
     eps: float = 1e-6,
+    *,
+    offset: int = 0,
 ) -> np.ndarray:
     r"""IoU, GIoU or IoF between two sets of boxes.
 
@@ -48,6 +50,10 @@ def bbox_overlaps(
     eps : float
         Lower bound of the union (IoF: of ``area1``) and of the enclosing
         box's area.
+    offset : {0, 1}
+        A dialect switch (:mod:`reference.dialects`, mmcv's name): 1 is the
+        legacy "+1" pixel convention of mmdetection 1.x (and GFocal), where
+        a box is ``x2 - x1 + 1`` wide.
 
     Returns
     -------
@@ -69,8 +75,9 @@ def bbox_overlaps(
             - \frac{\max(E,\epsilon) - \max(U,\epsilon)}{\max(E, \epsilon)},
         \quad \mathrm{IoF} = \frac{I}{\max(A_1, \epsilon)}.
 
-    Box areas are :math:`(x_2 - x_1)(y_2 - y_1)` without clamping (as in
-    mmdetection); intersection and enclosing widths are clamped at 0.
+    Box areas are :math:`(x_2 - x_1 + o)(y_2 - y_1 + o)` without clamping (as in
+    mmdetection), :math:`o` the offset; intersection and enclosing widths
+    (:math:`+\,o` too) are clamped at 0.
     """
     check_choice(mode, "mode", OVERLAP_MODES)
     b1 = as_float(bboxes1, "bboxes1", ("M", 4))
@@ -83,14 +90,15 @@ def bbox_overlaps(
     else:
         b2 = as_float(bboxes2, "bboxes2", ("N", 4))
     eps = check_scalar(eps, "eps", low=0.0)
+    o = check_choice(offset, "offset", (0, 1))
     if not is_aligned:
         b1 = b1[:, None, :]  # (M, 1, 4)
         b2 = b2[None, :, :]  # (1, N, 4)
-    area1 = (b1[..., 2] - b1[..., 0]) * (b1[..., 3] - b1[..., 1])
-    area2 = (b2[..., 2] - b2[..., 0]) * (b2[..., 3] - b2[..., 1])
+    area1 = (b1[..., 2] - b1[..., 0] + o) * (b1[..., 3] - b1[..., 1] + o)
+    area2 = (b2[..., 2] - b2[..., 0] + o) * (b2[..., 3] - b2[..., 1] + o)
     lt = np.maximum(b1[..., :2], b2[..., :2])
     rb = np.minimum(b1[..., 2:], b2[..., 2:])
-    wh = np.clip(rb - lt, 0.0, None)
+    wh = np.clip(rb - lt + o, 0.0, None)
     overlap = wh[..., 0] * wh[..., 1]
     if mode == "iof":
         union = np.broadcast_to(area1, overlap.shape)
@@ -101,7 +109,7 @@ def bbox_overlaps(
     if mode != "giou":
         return ious
     enc_wh = np.clip(
-        np.maximum(b1[..., 2:], b2[..., 2:]) - np.minimum(b1[..., :2], b2[..., :2]), 0.0, None
+        np.maximum(b1[..., 2:], b2[..., 2:]) - np.minimum(b1[..., :2], b2[..., :2]) + o, 0.0, None
     )
     enclose = np.maximum(enc_wh[..., 0] * enc_wh[..., 1], eps)
     return ious - (enclose - union) / enclose
@@ -168,6 +176,8 @@ def distance2bbox_forward(
     points: np.ndarray,
     distance: np.ndarray,
     max_shape: tuple[int, int] | None = None,
+    *,
+    clamp_offset: int = 0,
 ) -> tuple[np.ndarray, Distance2BBoxCache]:
     r"""Decode ``(left, top, right, bottom)`` distances into boxes.
 
@@ -179,6 +189,9 @@ def distance2bbox_forward(
         Distances to the four sides.
     max_shape : (h, w), optional
         When given, x is clamped to ``[0, w]`` and y to ``[0, h]``.
+    clamp_offset : {0, 1}
+        A dialect switch (:mod:`reference.dialects`): 1 clamps x to
+        ``[0, w - 1]`` and y to ``[0, h - 1]`` instead (mmdetection 1.x, GFocal).
 
     Returns
     -------
@@ -212,7 +225,8 @@ def distance2bbox_forward(
     pass_mask = np.ones(boxes.shape, dtype=bool)
     if max_shape is not None:
         h, w = check_hw(max_shape, "max_shape", finite=False)
-        upper = np.array([w, h, w, h])
+        o = check_choice(clamp_offset, "clamp_offset", (0, 1))
+        upper = np.array([w, h, w, h]) - o
         pass_mask = (boxes >= 0.0) & (boxes <= upper)
         boxes = np.clip(boxes, 0.0, upper)
     return boxes, Distance2BBoxCache(pass_mask)

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .numerics import log_softmax
-from .validation import as_float
+from .validation import as_float, check_scalar
 
 __all__ = ["DFLCache", "dfl_forward", "dfl_backward"]
 
@@ -22,7 +22,9 @@ class DFLCache(NamedTuple):
     w_right: np.ndarray  # (M,) label - l
 
 
-def dfl_forward(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, DFLCache]:
+def dfl_forward(
+    pred: np.ndarray, label: np.ndarray, *, clamp_eps: float | None = None
+) -> tuple[np.ndarray, DFLCache]:
     r"""Distribution Focal Loss of each row.
 
     Parameters
@@ -32,6 +34,10 @@ def dfl_forward(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, DFLCac
     label : ndarray, shape (M,)
         Continuous target :math:`y` with :math:`0 \le y < n` (the head's
         targets lie in :math:`[0, n - 0.1]`).
+    clamp_eps : float, optional
+        A dialect switch (:mod:`reference.dialects`): when given, the label is
+        first clamped to :math:`[0, n - \epsilon]`, as ultralytics' ``DFLoss``
+        does (``clamp_eps=0.01``), so any finite label is accepted.
 
     Returns
     -------
@@ -67,6 +73,9 @@ def dfl_forward(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, DFLCac
     if n < 1:
         raise ValueError(f"pred must have shape (M, n+1) with n >= 1, got {x.shape}")
     y = as_float(label, "label", (x.shape[0],), finite=True)
+    if clamp_eps is not None:
+        eps = check_scalar(clamp_eps, "clamp_eps", low=0.0, high=1.0, low_open=True)
+        y = np.clip(y, 0.0, n - eps)
     bad = (y < 0) | (y >= n)
     if np.any(bad):
         raise ValueError(

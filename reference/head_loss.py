@@ -25,6 +25,7 @@ from .boxes import Distance2BBoxCache, bbox2distance, bbox_overlaps
 from .boxes import distance2bbox_backward as _d2b_backward
 from .boxes import distance2bbox_forward as _d2b_forward
 from .config import GFLConfig
+from .dialects import Dialect, get_dialect
 from .dfl import DFLCache, dfl_backward, dfl_forward
 from .giou import GIoUCache, giou_loss_backward, giou_loss_forward
 from .head_targets import gfl_targets
@@ -56,6 +57,7 @@ class GFLLossCache(NamedTuple):
     dfl_reduce: ReduceCache
     pos_strides: np.ndarray  # (P,)
     avg_factor: float
+    scale: float = 1.0  # 0 when the dialect zeroes every loss (nanodet, no positives)
 
 
 class _BoxBranch(NamedTuple):
@@ -78,17 +80,19 @@ def _box_branch(
     target_boxes: np.ndarray,
     weight: np.ndarray,
     reg_max: int,
+    eps: float = 0.0,
 ) -> _BoxBranch:
     """GIoU and DFL of the positives: ``reg_pos (P, 4(n+1))``, ``centres (P, 2)``,
-    ``target_boxes (P, 4)``, ``weight (P,)`` (detached)."""
+    ``target_boxes (P, 4)``, ``weight (P,)`` (detached); ``eps`` is added to the
+    avg_factors (a dialect switch)."""
     dist, int_cache = integral_forward(reg_pos, reg_max)  # (P, 4)
     pred_boxes, d2b_cache = _d2b_forward(centres, dist)  # (P, 4), no clamp in training
     giou_el, giou_cache = giou_loss_forward(pred_boxes, target_boxes)  # (P,)
-    loss_giou, giou_red = weight_reduce_forward(giou_el, weight, "mean", avg_factor=1.0)
+    loss_giou, giou_red = weight_reduce_forward(giou_el, weight, "mean", 1.0, eps=eps)
     corners = reg_pos.reshape(-1, reg_max + 1)  # (4P, n+1): rows l, t, r, b of each positive
     dfl_target = bbox2distance(centres, target_boxes, reg_max).reshape(-1)  # (4P,)
     dfl_el, dfl_cache = dfl_forward(corners, dfl_target)  # (4P,)
-    loss_dfl, dfl_red = weight_reduce_forward(dfl_el, np.repeat(weight, 4), "mean", avg_factor=4.0)
+    loss_dfl, dfl_red = weight_reduce_forward(dfl_el, np.repeat(weight, 4), "mean", 4.0, eps=eps)
     return _BoxBranch(
         pred_boxes,
         float(loss_giou),
@@ -110,6 +114,8 @@ def gfl_loss_forward(
     img_metas: Sequence[dict],
     cfg: GFLConfig,
     gt_bboxes_ignore: Sequence[np.ndarray | None] | None = None,
+    *,
+    dialect: str | Dialect = "mmdet2",
 ) -> tuple[dict[str, float], GFLLossCache]:
     r"""The GFL head's loss (mmdetection's ``GFLHead.loss``).
 
@@ -124,6 +130,13 @@ def gfl_loss_forward(
     img_metas : list of dict
     cfg : GFLConfig
     gt_bboxes_ignore : list of ndarray (K_i, 4) or None, optional
+    dialect : str or Dialect
+        Where implementations differ (:mod:`reference.dialects`): the switches
+        of :func:`gfl_targets`, QFL's ``abs``, the IoU's offset, whether QFL is
+        weighted by the label weights, the ``avg_factor`` epsilon, and the box
+        normaliser ``box_norm`` (``"clamp"``: :math:`W` as below; ``"none"``:
+        :math:`W = \sum w`, NaN losses when it is 0; ``"zero"``: every loss,
+        and its gradient, is 0 when :math:`\sum w \le 0`).
 
     Returns
     -------
@@ -162,7 +175,9 @@ def gfl_loss_forward(
     if len(gt_bboxes) != batch:
         raise ValueError(f"gt_bboxes must have one entry per image ({batch}), got {len(gt_bboxes)}")
     featmap_sizes = [tuple(np.shape(m)[2:]) for m in cls_scores]
-    t = gfl_targets(featmap_sizes, gt_bboxes, gt_labels, img_metas, cfg, gt_bboxes_ignore)
+    d = get_dialect(dialect)
+    t = gfl_targets(featmap_sizes, gt_bboxes, gt_labels, img_metas, cfg, gt_bboxes_ignore,
+                    dialect=d)  # fmt: skip
 
     cls = flatten_levels(cls_scores, "cls_scores", c)  # (B, A, C)
     reg = flatten_levels(bbox_preds, "bbox_preds", 4 * k)  # (B, A, 4(n+1))
@@ -177,22 +192,27 @@ def gfl_loss_forward(
     centres = anchor_centers(t.anchors[anchor_of]) / pos_strides[:, None]  # (P, 2)
     target_boxes = t.bbox_targets.reshape(-1, 4)[pos_flat] / pos_strides[:, None]  # (P, 4)
     weight = sigmoid(cls2[pos_flat]).max(axis=1) if pos_flat.size else np.zeros(0)  # (P,), detached
-    box = _box_branch(reg2[pos_flat], centres, target_boxes, weight, cfg.reg_max)
-    avg_factor = max(float(weight.sum()), 1.0)
+    box = _box_branch(reg2[pos_flat], centres, target_boxes, weight, cfg.reg_max,
+                      d.avg_factor_eps)  # fmt: skip
+    avg_factor, scale = _box_normaliser(weight, d.box_norm)
 
     # --- classification branch, on every anchor ------------------------------
     score = np.zeros(batch * a)  # (B*A,) IoU target, 0 for negatives
-    score[pos_flat] = bbox_overlaps(box.pred_boxes, target_boxes, "iou", is_aligned=True)
-    qfl_el, qfl_cache = qfl_forward(cls2, t.labels.reshape(-1), score, cfg.qfl_beta)  # (B*A,)
+    score[pos_flat] = bbox_overlaps(box.pred_boxes, target_boxes, "iou", is_aligned=True,
+                                    offset=d.iou_offset)  # fmt: skip
+    qfl_el, qfl_cache = qfl_forward(cls2, t.labels.reshape(-1), score, cfg.qfl_beta,
+                                    abs_factor=d.qfl_abs)  # (B*A,)  # fmt: skip
+    label_weights = t.label_weights.reshape(-1) if d.qfl_label_weights else None
     loss_cls, qfl_red = weight_reduce_forward(
-        qfl_el, t.label_weights.reshape(-1), "mean", avg_factor=t.num_total_samples
+        qfl_el, label_weights, "mean", t.num_total_samples, eps=d.avg_factor_eps
     )
 
-    losses = {
-        "loss_cls": cfg.loss_cls_weight * float(loss_cls),
-        "loss_bbox": cfg.loss_bbox_weight * box.loss_giou / avg_factor,
-        "loss_dfl": cfg.loss_dfl_weight * box.loss_dfl / avg_factor,
-    }
+    with np.errstate(invalid="ignore"):  # 0/0 = NaN, said by box_norm="none"
+        losses = {
+            "loss_cls": scale * cfg.loss_cls_weight * float(loss_cls),
+            "loss_bbox": scale * cfg.loss_bbox_weight * box.loss_giou / avg_factor,
+            "loss_dfl": scale * cfg.loss_dfl_weight * box.loss_dfl / avg_factor,
+        }
     cache = GFLLossCache(
         cfg,
         [np.shape(m) for m in cls_scores],
@@ -210,8 +230,25 @@ def gfl_loss_forward(
         box.dfl_reduce,
         pos_strides,
         avg_factor,
+        scale,
     )
     return losses, cache
+
+
+def _box_normaliser(weight: np.ndarray, box_norm: str) -> tuple[np.ndarray, float]:
+    r"""The box losses' normaliser :math:`W` and a scale for all three losses.
+
+    ``weight (P,)`` are the positives' detached max class scores. ``"clamp"``:
+    :math:`W = \max(\sum w, 1)` (mmdetection); ``"none"``: :math:`W = \sum w`
+    (GFocal; 0 with no positives, and the box losses are then NaN, 0/0);
+    ``"zero"``: as ``"clamp"``, but when :math:`\sum w \le 0` every loss is
+    multiplied by 0 (nanodet). :math:`W` is a 0-d float64 array, so that 0/0 is
+    NaN rather than an exception.
+    """
+    total = np.float64(weight.sum())
+    if box_norm == "none":
+        return total, 1.0
+    return np.maximum(total, 1.0), 0.0 if box_norm == "zero" and total <= 0 else 1.0
 
 
 def gfl_loss_backward(
@@ -255,17 +292,17 @@ def gfl_loss_backward(
     k = cfg.reg_max + 1
     b, a, c = cache.flat_cls_shape
     # classification: scalar → weighted mean → per-anchor QFL → logits
-    g_cls = float(d_loss_cls) * cfg.loss_cls_weight
+    g_cls = float(d_loss_cls) * cfg.loss_cls_weight * cache.scale
     d_qfl_el = weight_reduce_backward(np.asarray(g_cls), cache.qfl_reduce)  # (B*A,)
     d_cls2 = qfl_backward(d_qfl_el, cache.qfl)  # (B*A, C)
 
     # box: GIoU → boxes → distances → logits; DFL → logits
-    g_bbox = float(d_loss_bbox) * cfg.loss_bbox_weight / cache.avg_factor
+    g_bbox = float(d_loss_bbox) * cfg.loss_bbox_weight * cache.scale / cache.avg_factor
     d_giou_el = weight_reduce_backward(np.asarray(g_bbox), cache.giou_reduce)  # (P,)
     d_boxes = giou_loss_backward(d_giou_el, cache.giou)  # (P, 4)
     d_dist = _d2b_backward(d_boxes, cache.d2b)  # (P, 4)
     d_reg_pos = integral_backward(d_dist, cache.integral)  # (P, 4(n+1))
-    g_dfl = float(d_loss_dfl) * cfg.loss_dfl_weight / cache.avg_factor
+    g_dfl = float(d_loss_dfl) * cfg.loss_dfl_weight * cache.scale / cache.avg_factor
     d_dfl_el = weight_reduce_backward(np.asarray(g_dfl), cache.dfl_reduce)  # (4P,)
     d_corners = dfl_backward(d_dfl_el, cache.dfl)  # (4P, n+1)
     d_reg_pos = d_reg_pos + d_corners.reshape(-1, 4 * k)  # (P, 4(n+1))

@@ -13,6 +13,7 @@ import numpy as np
 from .anchors import anchor_centers, grid_anchors
 from .boxes import distance2bbox_forward
 from .config import GFLConfig
+from .dialects import Dialect, get_dialect
 from .img_meta import parse_img_metas
 from .integral import integral_forward
 from .levels import check_level_maps
@@ -34,6 +35,8 @@ def gfl_predict(
     img_metas: Sequence[dict],
     cfg: GFLConfig,
     rescale: bool = False,
+    *,
+    dialect: str | Dialect = "mmdet2",
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     r"""Detections of every image (mmdetection's GFL ``get_bboxes``, per level ``nms_pre``).
 
@@ -47,6 +50,9 @@ def gfl_predict(
         ``nms_pre``, ``score_thr``, ``nms_iou_threshold``, ``max_per_img``.
     rescale : bool
         Divide the boxes by ``scale_factor`` (back to the original image).
+    dialect : str or Dialect
+        Where implementations differ (:mod:`reference.dialects`): here the
+        anchors' ``center_offset`` and the decode's ``clamp_offset``.
 
     Returns
     -------
@@ -71,10 +77,13 @@ def gfl_predict(
     """
     batch = check_level_maps(cls_scores, bbox_preds, cfg)
     c, k = cfg.num_classes, cfg.reg_max + 1
-    metas = parse_img_metas(img_metas, batch)
+    metas, d = parse_img_metas(img_metas, batch), get_dialect(dialect)
     featmap_sizes = [tuple(np.shape(m)[2:]) for m in cls_scores]
     centres = [
-        anchor_centers(a) for a in grid_anchors(featmap_sizes, cfg.strides, cfg.octave_base_scale)
+        anchor_centers(a)
+        for a in grid_anchors(
+            featmap_sizes, cfg.strides, cfg.octave_base_scale, center_offset=d.center_offset
+        )
     ]
     results = []
     for i in range(batch):
@@ -89,7 +98,9 @@ def gfl_predict(
                 keep = top_indices(scores.max(axis=1), cfg.nms_pre)
                 scores, reg, pts = scores[keep], reg[keep], pts[keep]
             dist = integral_forward(reg, cfg.reg_max)[0] * stride  # (n, 4)
-            boxes, _ = distance2bbox_forward(pts, dist, max_shape=metas[i].img_shape)
+            boxes, _ = distance2bbox_forward(
+                pts, dist, max_shape=metas[i].img_shape, clamp_offset=d.decode_clamp_offset
+            )
             boxes_all.append(boxes)
             scores_all.append(scores)
         boxes = np.concatenate(boxes_all, axis=0)

@@ -16,6 +16,7 @@ import numpy as np
 from .anchors import grid_anchors, valid_flags
 from .atss import AssignResult, atss_assign
 from .config import GFLConfig
+from .dialects import Dialect, get_dialect
 from .img_meta import parse_img_metas
 from .validation import as_float, as_int
 
@@ -61,6 +62,8 @@ def gfl_targets(
     img_metas: Sequence[dict],
     cfg: GFLConfig,
     gt_bboxes_ignore: Sequence[np.ndarray | None] | None = None,
+    *,
+    dialect: str | Dialect = "mmdet2",
 ) -> GFLTargets:
     r"""ATSS targets of every anchor of every image (mmdetection's ``get_targets``).
 
@@ -73,6 +76,9 @@ def gfl_targets(
     cfg : GFLConfig
     gt_bboxes_ignore : list of ndarray (K_i, 4) or None, optional
         Boxes to ignore (used only when ``cfg.ignore_iof_thr > 0``).
+    dialect : str or Dialect
+        Where implementations differ (:mod:`reference.dialects`): here the
+        anchors' ``center_offset`` and the ATSS ``std_ddof``.
 
     Returns
     -------
@@ -100,8 +106,10 @@ def gfl_targets(
         raise ValueError(
             f"gt_bboxes_ignore must have one entry per image ({batch}), got {len(gt_bboxes_ignore)}"
         )
-    c = cfg.num_classes
-    level_anchors = grid_anchors(featmap_sizes, cfg.strides, cfg.octave_base_scale)
+    c, d = cfg.num_classes, get_dialect(dialect)
+    level_anchors = grid_anchors(
+        featmap_sizes, cfg.strides, cfg.octave_base_scale, center_offset=d.center_offset
+    )
     num_level = [a.shape[0] for a in level_anchors]
     anchors = np.concatenate(level_anchors, axis=0)  # (A, 4)
     strides = np.concatenate(
@@ -125,9 +133,8 @@ def gfl_targets(
         valid[i] = flags
         num_level_valid = [int(f.sum()) for f in np.split(flags, np.cumsum(num_level)[:-1])]
         ignore = None if gt_bboxes_ignore is None else gt_bboxes_ignore[i]
-        res = atss_assign(
-            anchors[flags], num_level_valid, gts, gl, ignore, cfg.topk, cfg.ignore_iof_thr
-        )
+        res = atss_assign(anchors[flags], num_level_valid, gts, gl, ignore, cfg.topk,
+                          cfg.ignore_iof_thr, std_ddof=d.atss_std_ddof)  # fmt: skip
         results.append(res)
         idx = np.flatnonzero(flags)  # valid anchor → its index among all anchors
         pos_local = res.gt_inds > 0

@@ -24,15 +24,22 @@ class QFLCache(NamedTuple):
     pos_pred: np.ndarray  # (P,) the logit at [row, label]
     pos_score: np.ndarray  # (P,) the soft target y of each positive
     beta: float
+    abs_factor: bool = True
 
 
-def _positive_entries(x: np.ndarray, sig: np.ndarray, y: np.ndarray, beta: float):
-    """BCE(x, y) and |y - sigma|^beta at the positive entries (all shape (P,))."""
-    return bce_with_logits(x, y), np.abs(y - sig) ** beta
+def _positive_entries(x: np.ndarray, sig: np.ndarray, y: np.ndarray, beta: float, absolute: bool):
+    """BCE(x, y) and |y - sigma|^beta (or (y - sigma)^beta) at the positive entries (shape (P,))."""
+    u = y - sig
+    return bce_with_logits(x, y), (np.abs(u) if absolute else u) ** beta
 
 
 def qfl_forward(
-    pred: np.ndarray, label: np.ndarray, score: np.ndarray, beta: float = 2.0
+    pred: np.ndarray,
+    label: np.ndarray,
+    score: np.ndarray,
+    beta: float = 2.0,
+    *,
+    abs_factor: bool = True,
 ) -> tuple[np.ndarray, QFLCache]:
     r"""Quality Focal Loss per anchor, summed over classes.
 
@@ -48,6 +55,12 @@ def qfl_forward(
         negatives.
     beta : float
         The modulating exponent :math:`\beta \ge 0`.
+    abs_factor : bool
+        A dialect switch (:mod:`reference.dialects`): False takes the factor of
+        a positive as :math:`(y - \sigma)^\beta`, without the absolute value
+        (the original GFocal code): the same for an even :math:`\beta`, a
+        negative loss for an odd one, NaN for a fractional one when
+        :math:`\sigma > y`.
 
     Returns
     -------
@@ -104,9 +117,9 @@ def qfl_forward(
     sig_beta = sig**beta
     loss = sp * sig_beta  # (N, C): every entry as a negative
     xp = x[pos_rows, pos_cols]
-    bce_p, mod_p = _positive_entries(xp, sig[pos_rows, pos_cols], y, beta)
+    bce_p, mod_p = _positive_entries(xp, sig[pos_rows, pos_cols], y, beta, bool(abs_factor))
     loss[pos_rows, pos_cols] = bce_p * mod_p
-    cache = QFLCache(sig, sp, sig_beta, pos_rows, pos_cols, xp, y, beta)
+    cache = QFLCache(sig, sp, sig_beta, pos_rows, pos_cols, xp, y, beta, bool(abs_factor))
     return loss.sum(axis=1), cache
 
 
@@ -132,15 +145,19 @@ def qfl_backward(d_loss: np.ndarray, cache: QFLCache) -> np.ndarray:
     r, c, y = cache.pos_rows, cache.pos_cols, cache.pos_score
     sig_p = sig[r, c]
     diff = sig_p - y
-    bce_p, mod_p = _positive_entries(cache.pos_pred, sig_p, y, beta)
+    bce_p, mod_p = _positive_entries(cache.pos_pred, sig_p, y, beta, cache.abs_factor)
     # d|diff|^beta / d diff = beta |diff|^(beta-1) sign(diff); taken as 0 where diff == 0
     # (the true derivative for beta > 1, a subgradient for beta == 1, a convention for
-    # 0 < beta < 1, where it is infinite) and when beta == 0
+    # 0 < beta < 1, where it is infinite) and when beta == 0. Without the abs (GFocal):
+    # d (-diff)^beta / d diff = -beta (-diff)^(beta-1).
     if beta == 0.0:
         d_mod = np.zeros_like(diff)
-    else:
+    elif cache.abs_factor:
         safe = np.where(diff == 0.0, 1.0, np.abs(diff))
         d_mod = np.where(diff == 0.0, 0.0, beta * safe ** (beta - 1.0) * np.sign(diff))
+    else:
+        safe = np.where(diff == 0.0, 1.0, -diff)
+        d_mod = np.where(diff == 0.0, 0.0, -beta * safe ** (beta - 1.0))
     d_x[r, c] = mod_p * diff + bce_p * d_mod * sig_p * (1.0 - sig_p)
     d_x *= g[:, None]
     return d_x

@@ -26,6 +26,8 @@ def weight_reduce_forward(
     weight: np.ndarray | None = None,
     reduction: str = "mean",
     avg_factor: float | None = None,
+    *,
+    eps: float = 0.0,
 ) -> tuple[np.ndarray, ReduceCache]:
     r"""Weight an element-wise loss and reduce it.
 
@@ -40,6 +42,10 @@ def weight_reduce_forward(
         With ``reduction="mean"`` the weighted sum is divided by it instead of
         by the number of elements. With ``"none"`` it is unused; with
         ``"sum"`` it is an error.
+    eps : float
+        A dialect switch (:mod:`reference.dialects`): added to ``avg_factor``
+        before dividing. 0 here (SPEC); mmdetection 3.x (and 2.28) add
+        float32's epsilon, :math:`1.19 \times 10^{-7}`.
 
     Returns
     -------
@@ -79,7 +85,8 @@ def weight_reduce_forward(
         return weighted, ReduceCache(w.copy(), x.shape)
     if reduction == "sum":
         return np.asarray(weighted.sum()), ReduceCache(w.copy(), ())
-    denom = avg_factor if avg_factor is not None else float(x.size)
+    eps = check_scalar(eps, "eps", low=0.0)
+    denom = avg_factor + eps if avg_factor is not None else float(x.size)
     if denom == 0:  # mean of an empty loss is 0
         return np.asarray(0.0), ReduceCache(np.zeros_like(w), ())
     return np.asarray(weighted.sum() / denom), ReduceCache(w / denom, ())
