@@ -64,9 +64,10 @@ class Dialect:
     iou_offset : int
         0, or 1 for the legacy "+1" pixel convention in every IoU, area and
         overlap (mmdetection 1.x, hence GFocal): a box of ``x1 == x2`` is one pixel wide.
-    decode_clamp_offset : int
+    decode_clamp_offset : int or None
         Decoded boxes are clamped to :math:`[0, w - \text{offset}]` (x) and
-        :math:`[0, h - \text{offset}]` (y): 0, or 1 in GFocal.
+        :math:`[0, h - \text{offset}]` (y): 0, or 1 in GFocal; None: never
+        clamped (ultralytics' ``dist2bbox``).
     target_eps : float
         ``bbox2distance`` clamps DFL targets to :math:`[0, n - \epsilon]`: 0.1
         (mmdetection, GFocal, nanodet) or 0.01 (ultralytics).
@@ -97,7 +98,7 @@ class Dialect:
     background_first: bool = False
     qfl_abs: bool = True
     iou_offset: int = 0
-    decode_clamp_offset: int = 0
+    decode_clamp_offset: int | None = 0
     target_eps: float = 0.1
     dfl_clamps_target: bool = False
     atss_std_ddof: int = 1
@@ -138,8 +139,8 @@ DIALECTS: dict[str, Dialect] = {
             "implus/GFocal (on mmdetection 1.x): mmdet/models/anchor_heads/gfl_head.py, "
             "mmdet/models/losses/gfocal_loss.py, mmdet/core/bbox/transforms.py",
             # the anchors and the ATSS assigner are mmdetection 1.x's: not read, not checked
-            pieces=("integral", "qfl", "dfl", "giou_loss", "distance2bbox", "weight_reduce",
-                    "bbox_overlaps", "bbox2distance", "nms", "batched_nms"),
+            pieces=("integral", "qfl", "dfl", "distance2bbox", "weight_reduce", "bbox_overlaps",
+                    "bbox2distance"),
             background_first=True,
             qfl_abs=False,
             iou_offset=1,
@@ -160,6 +161,7 @@ DIALECTS: dict[str, Dialect] = {
             "(bbox2dist, dist2bbox), ultralytics/nn/modules/block.py (DFL)",
             pieces=("integral", "dfl", "distance2bbox", "bbox2distance"),
             reg_max_is_bin_count=True,
+            decode_clamp_offset=None,
             target_eps=0.01,
             dfl_clamps_target=True,
         ),

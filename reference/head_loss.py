@@ -25,8 +25,8 @@ from .boxes import Distance2BBoxCache, bbox2distance, bbox_overlaps
 from .boxes import distance2bbox_backward as _d2b_backward
 from .boxes import distance2bbox_forward as _d2b_forward
 from .config import GFLConfig
-from .dialects import Dialect, get_dialect
 from .dfl import DFLCache, dfl_backward, dfl_forward
+from .dialects import Dialect, get_dialect
 from .giou import GIoUCache, giou_loss_backward, giou_loss_forward
 from .head_targets import gfl_targets
 from .integral import IntegralCache, integral_backward, integral_forward
@@ -214,24 +214,10 @@ def gfl_loss_forward(
             "loss_dfl": scale * cfg.loss_dfl_weight * box.loss_dfl / avg_factor,
         }
     cache = GFLLossCache(
-        cfg,
-        [np.shape(m) for m in cls_scores],
-        [np.shape(m) for m in bbox_preds],
-        cls.shape,
-        reg.shape,
-        pos_flat,
-        qfl_cache,
-        qfl_red,
-        box.integral,
-        box.d2b,
-        box.giou,
-        box.giou_reduce,
-        box.dfl,
-        box.dfl_reduce,
-        pos_strides,
-        avg_factor,
-        scale,
-    )
+        cfg, [np.shape(m) for m in cls_scores], [np.shape(m) for m in bbox_preds], cls.shape,
+        reg.shape, pos_flat, qfl_cache, qfl_red, box.integral, box.d2b, box.giou,
+        box.giou_reduce, box.dfl, box.dfl_reduce, pos_strides, avg_factor, scale,
+    )  # fmt: skip
     return losses, cache
 
 

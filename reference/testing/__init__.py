@@ -21,19 +21,28 @@ its input gets a failure that says exactly that.
 The pieces are named as in SPEC without ``_forward`` / ``_backward``; see
 :data:`PIECES`. A candidate may work on NumPy arrays or on torch tensors (see
 :class:`~reference.testing.engine.Candidate` for how the engine decides).
+
+``check(..., dialect="nanodet")`` checks against another implementation's
+behaviour (:mod:`reference.dialects`), and :func:`identify` runs a candidate
+against every dialect and says which ones it agrees with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .engine import DEFAULT_EXAMPLES, UNJUDGED, Candidate, run_property
+from reference.dialects import DIALECTS, MMDET2, Dialect, get_dialect
+
+from .engine import DEFAULT_EXAMPLES, UNJUDGED, Candidate, Property, run_property
+from .goldens import golden_property
+from .identify import Identification, identify
+from .in_dialect import dialect_inputs, in_dialect, switches_of, translator
 from .pair_pieces import PAIR_SPECS
 from .pairs import pair_properties
 from .plain_pieces import PLAIN_SPECS, plain_properties
 from .report import Failure, Report
 
-__all__ = ["PIECES", "Failure", "Report", "check"]
+__all__ = ["PIECES", "DIALECTS", "Failure", "Report", "Identification", "check", "identify"]
 
 #: Every piece the engine checks: the differentiable pairs, then the plain functions.
 PIECES: tuple[str, ...] = (*PAIR_SPECS, *PLAIN_SPECS)
@@ -47,6 +56,7 @@ def check(
     fn: Callable | None = None,
     array_type: str = "auto",
     max_examples: int = DEFAULT_EXAMPLES,
+    dialect: str | Dialect = "mmdet2",
 ) -> Report:
     r"""Check an implementation of ``piece`` against the project's properties.
 
@@ -65,6 +75,12 @@ def check(
         What the candidate takes: see :class:`~reference.testing.engine.Candidate`.
     max_examples : int
         Examples per property (pieces with costly inputs use fewer).
+    dialect : str or Dialect
+        Whose behaviour is expected (:data:`DIALECTS`): ``"mmdet2"`` (this
+        project), ``"mmdet3"``, ``"gfocal"``, ``"nanodet"``, ``"ultralytics"``.
+        The candidate is called in that dialect's conventions (GFocal's QFL
+        labels 1..C, ultralytics' ``reg_max`` as a number of bins). A dialect
+        that does not define ``piece`` is an error.
 
     Returns
     -------
@@ -77,19 +93,43 @@ def check(
     backward matches finite differences of the candidate's *own* forward
     (along random directions; inputs at a kink are skipped); the backward
     matches the reference's; and the piece's identities. For a plain
-    function: the output matches the reference's, and its identities.
+    function: the output matches the reference's, and its identities. Where
+    mmdetection's own outputs are installed with the package
+    (:data:`~reference.testing.goldens.GOLDEN_CASES`) and the dialect agrees
+    with mmdetection 2.x on the piece, the candidate must also reproduce them.
     """
+    d = get_dialect(dialect)
     if piece not in PIECES:
         raise ValueError(f"piece must be one of {PIECES}, got {piece!r}")
+    if piece not in d.pieces:
+        raise ValueError(f"dialect {d.name!r} does not define {piece!r} (it defines {d.pieces})")
     if piece in PAIR_SPECS:
         if forward is None or fn is not None:
             raise ValueError(f"{piece!r} is a forward/backward pair: pass forward= (and backward=)")
-        properties = pair_properties(PAIR_SPECS[piece])
+    elif fn is None or forward is not None or backward is not None:
+        raise ValueError(f"{piece!r} is a plain function: pass fn=")
+    candidate = Candidate(forward, backward, fn, array_type, d, translator(piece, d))
+    return run_properties(piece, properties_of(piece, d), candidate, max_examples)
+
+
+def properties_of(piece: str, d: Dialect) -> list[Property]:
+    """The properties of ``piece`` in dialect ``d``, in the order they are run."""
+    if piece in PAIR_SPECS:
+        spec = PAIR_SPECS[piece]
+        properties = pair_properties(in_dialect(spec, d, dialect_inputs(piece, d, spec.inputs)))
     else:
-        if fn is None or forward is not None or backward is not None:
-            raise ValueError(f"{piece!r} is a plain function: pass fn=")
-        properties = plain_properties(PLAIN_SPECS[piece])
-    candidate = Candidate(forward, backward, fn, array_type)
+        spec = PLAIN_SPECS[piece]
+        properties = plain_properties(in_dialect(spec, d, dialect_inputs(piece, d, spec.inputs)))
+    golden = golden_property(piece)
+    if golden is not None and switches_of(piece, d) == switches_of(piece, MMDET2):
+        properties.append(golden)
+    return properties
+
+
+def run_properties(
+    piece: str, properties: list[Property], candidate: Candidate, max_examples: int
+) -> Report:
+    """Run ``properties`` on ``candidate`` and collect the :class:`Report`."""
     report = Report(piece)
     for prop in properties:
         report.checked.append(prop.name)

@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import FailedHealthCheck, Flaky, Unsatisfiable
 
+from reference.dialects import MMDET2, Dialect
+
 from .report import Failure
 
 #: Examples per property unless a piece asks for fewer (its inputs are expensive).
@@ -67,6 +69,12 @@ class Candidate:
         ``Tensor``) means torch, anything else (or none) NumPy. Torch candidates
         get float64 CPU tensors (integer arrays as int64 tensors); whatever
         comes back, tensor or array, is compared as a float64 NumPy array.
+    dialect : Dialect, optional
+        The dialect checked (identities that depend on a switch read it);
+        this project's when None.
+    translate : callable, optional
+        Turns this project's positional arguments into the candidate's (the
+        dialect's calling conventions), before every call.
     """
 
     def __init__(
@@ -75,8 +83,12 @@ class Candidate:
         backward: Callable | None = None,
         fn: Callable | None = None,
         array_type: str = "auto",
+        dialect: Dialect | None = None,
+        translate: Callable[[tuple], tuple] | None = None,
     ) -> None:
         self.forward, self.backward, self.fn = forward, backward, fn
+        self.dialect = dialect if dialect is not None else MMDET2
+        self.translate = translate
         main = fn if fn is not None else forward
         if array_type not in ("auto", "numpy", "torch"):
             raise ValueError(f"array_type must be 'auto', 'numpy' or 'torch', got {array_type!r}")
@@ -85,6 +97,8 @@ class Candidate:
     def call(self, what: str, f: Callable, *args: object) -> Any:
         """Call ``f`` with ``args`` converted to the candidate's array type; check that
         it leaves them unchanged; turn any exception into a :class:`PropertyFailed`."""
+        if self.translate is not None:
+            args = self.translate(args)
         passed = [to_candidate(a, self.torch) for a in args]
         before = [_snapshot(a) for a in passed]
         try:

@@ -18,6 +18,7 @@ from reference.numerics import bce_with_logits, log_softmax
 from . import strategies as S
 from .compare import as_array, assert_close, flat
 from .engine import Candidate, Property, PropertyFailed
+from .in_dialect import dfl_integer_targets
 from .pairs import Args, PairSpec, candidate_forward, candidate_gradient
 
 # --- inputs: the strategies of tests/, as named arguments in SPEC's order ----------------
@@ -107,7 +108,7 @@ def qfl_negative_score_ignored(cand: Candidate, args: Args) -> None:
 def dfl_integer_target_is_cross_entropy(cand: Candidate, args: Args) -> None:
     """A target exactly on bin k puts all weight on k: DFL is -log softmax(pred)[k]."""
     pred = args["pred"]
-    k = np.floor(args["label"]).astype(np.int64)  # an integer target in [0, n)
+    k = dfl_integer_targets(args["label"], pred.shape[1] - 1)  # an integer target in [0, n)
     expected = -log_softmax(pred, axis=1)[np.arange(pred.shape[0]), k]
     got, _ = candidate_forward(DFL_SPEC, cand, dict(args, label=k.astype(np.float64)))
     assert_close(expected, got, "DFL at an integer target (must be cross-entropy)")
@@ -148,11 +149,13 @@ def reduce_mean_with_avg_factor_is_sum_over_it(cand: Candidate, args: Args) -> N
     """With ``avg_factor`` a, ``"mean"`` is the weighted sum divided by a (not by the count)."""
     loss, weight = args["loss"], args["weight"]
     a = args["avg_factor"] if args["avg_factor"] is not None else 2.5
+    eps = cand.dialect.avg_factor_eps  # mmdetection 3.x divides by avg_factor + eps
     total, _ = candidate_forward(REDUCE_SPEC, cand, _reduce_args(loss, weight, "sum"))
     mean, _ = candidate_forward(REDUCE_SPEC, cand, dict(_reduce_args(loss, weight, "mean"),
                                                         avg_factor=a))  # fmt: skip
-    what = f"the 'mean' reduction with avg_factor={a!r} (must be the 'sum' divided by it)"
-    assert_close(np.asarray(float(np.asarray(flat(total))[0]) / a),
+    what = f"the 'mean' reduction with avg_factor={a!r} (must be the 'sum' divided by it"
+    what += f" + {eps!r})" if eps else ")"
+    assert_close(np.asarray(float(np.asarray(flat(total))[0]) / (a + eps)),
                  np.asarray(flat(mean)).reshape(()), what)  # fmt: skip
 
 
