@@ -62,8 +62,12 @@ class Dialect:
         :math:`(y-\sigma)^\beta` (False, GFocal: NaN for a negative base and a
         fractional :math:`\beta`, a negative loss for an odd one).
     iou_offset : int
-        0, or 1 for the legacy "+1" pixel convention in every IoU, area and
-        overlap (mmdetection 1.x, hence GFocal): a box of ``x1 == x2`` is one pixel wide.
+        0, or 1 for the legacy "+1" convention of mmdetection 1.x (hence GFocal)
+        in ``bbox_overlaps`` and the head's quality target: a box of ``x1 == x2``
+        is one unit wide (one pixel on image boxes; one grid cell in GFocal's
+        head, which divides boxes by the stride first). GFocal's GIoU *loss*
+        also adds 1 (and adds its eps instead of flooring with it): no switch
+        expresses that, and ``giou_loss`` is not a gfocal piece.
     decode_clamp_offset : int or None
         Decoded boxes are clamped to :math:`[0, w - \text{offset}]` (x) and
         :math:`[0, h - \text{offset}]` (y): 0, or 1 in GFocal; None: never
@@ -82,7 +86,8 @@ class Dialect:
         0.5 in nanodet.
     box_norm : {"clamp", "none", "zero"}
         The box losses' normaliser :math:`\sum w`: clamped below at 1 (mmdetection),
-        not clamped (GFocal), or, when :math:`\le 0`, all three losses are 0 (nanodet).
+        not clamped (GFocal), or not clamped and, when :math:`\le 0`, all three
+        losses are 0 (nanodet).
     qfl_label_weights : bool
         QFL is weighted by the label weights (0 at ignored and invalid anchors);
         GFocal passes none.
@@ -138,7 +143,8 @@ DIALECTS: dict[str, Dialect] = {
             "gfocal",
             "implus/GFocal (on mmdetection 1.x): mmdet/models/anchor_heads/gfl_head.py, "
             "mmdet/models/losses/gfocal_loss.py, mmdet/core/bbox/transforms.py",
-            # the anchors and the ATSS assigner are mmdetection 1.x's: not read, not checked
+            # the anchors (centred at (s - 1) / 2) and the ATSS assigner are mmdetection 1.x's,
+            # read in a fork only; no switch expresses them, so they are not gfocal pieces
             pieces=("integral", "qfl", "dfl", "distance2bbox", "weight_reduce", "bbox_overlaps",
                     "bbox2distance"),
             background_first=True,

@@ -227,14 +227,16 @@ def _box_normaliser(weight: np.ndarray, box_norm: str) -> tuple[np.ndarray, floa
     ``weight (P,)`` are the positives' detached max class scores. ``"clamp"``:
     :math:`W = \max(\sum w, 1)` (mmdetection); ``"none"``: :math:`W = \sum w`
     (GFocal; 0 with no positives, and the box losses are then NaN, 0/0);
-    ``"zero"``: as ``"clamp"``, but when :math:`\sum w \le 0` every loss is
-    multiplied by 0 (nanodet). :math:`W` is a 0-d float64 array, so that 0/0 is
-    NaN rather than an exception.
+    ``"zero"``: :math:`W = \sum w`, and when :math:`\sum w \le 0` every loss is
+    multiplied by 0 (nanodet; :math:`W` is then taken as 1). :math:`W` is a 0-d
+    float64 array, so that 0/0 is NaN rather than an exception.
     """
     total = np.float64(weight.sum())
-    if box_norm == "none":
-        return total, 1.0
-    return np.maximum(total, 1.0), 0.0 if box_norm == "zero" and total <= 0 else 1.0
+    if box_norm == "clamp":
+        return np.maximum(total, 1.0), 1.0
+    if box_norm == "zero" and total <= 0:
+        return np.float64(1.0), 0.0
+    return total, 1.0
 
 
 def gfl_loss_backward(
