@@ -349,12 +349,12 @@ def test_identify_says_which_dialects_agree_on_every_piece(capsys):
     assert list(integral["differs"]) == ["ultralytics"]
     assert integral["differs"]["ultralytics"]["inputs"]["reg_max"] == "1"
     assert giou["undefined"] == ["gfocal", "ultralytics"] and giou["differs"] == {}
-    assert ident["agree_on_every_piece"] == ["mmdet2", "mmdet3", "gfocal", "nanodet"]
+    assert ident["agree_on_every_piece"] == ["mmdet2", "mmdet3", "nanodet", "gfocal"]
     assert "identify('integral'): your code agrees with mmdet2, mmdet3, gfocal, nanodet." in err
     assert (
-        "Dialects agreeing on every identified piece they define: mmdet2, mmdet3, gfocal, nanodet"
-        in err
-    )
+        "Dialects agreeing on every identified piece they define (pieces defined): "
+        "mmdet2 (2 of 2), mmdet3 (2 of 2), nanodet (2 of 2), gfocal (1 of 2)"
+    ) in err
 
 
 def test_run_takes_an_adapter_object():

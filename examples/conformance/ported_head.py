@@ -16,6 +16,8 @@ fixed version is :func:`quality_focal_loss_fixed`.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 import torch.nn.functional as F
 
@@ -120,3 +122,14 @@ def bbox2distance(points, bbox, max_dis=None, eps=0.1) -> torch.Tensor:
         right = right.clamp(min=0, max=max_dis - eps)
         bottom = bottom.clamp(min=0, max=max_dis - eps)
     return torch.stack([left, top, right, bottom], -1)
+
+
+#: The same port with the bug fixed: ``gfl-conformance examples/conformance/ported_head.py:fixed``.
+fixed = SimpleNamespace(
+    integral=integral,
+    weight_reduce_loss=weight_reduce_loss,
+    quality_focal_loss=quality_focal_loss_fixed,
+    distribution_focal_loss=distribution_focal_loss,
+    distance2bbox=distance2bbox,
+    bbox2distance=bbox2distance,
+)

@@ -186,16 +186,20 @@ class ConformanceResult:
         return [row for report in self.reports.values() for row in results_of(report)]
 
     def agreeing_dialects(self) -> list[str] | None:
-        """The dialects that agree on every identified piece they define (None without
-        ``identify=True``; a dialect that defines none of them is not listed)."""
+        """The dialects that agree on every identified piece they define, those defining
+        the most pieces first (None without ``identify=True``; a dialect that defines
+        none of them is not listed)."""
         if not self.identifications:
             return None
-        agreeing = []
-        for name in DIALECTS:
-            defined = [i for i in self.identifications.values() if name not in i.undefined]
-            if defined and all(name in i.agrees for i in defined):
-                agreeing.append(name)
-        return agreeing
+        agreeing = [name for name in DIALECTS if self._agrees_on_all(name)]
+        return sorted(agreeing, key=lambda name: -len(self._defined(name)))  # stable
+
+    def _defined(self, name: str) -> list[str]:
+        return [p for p, i in self.identifications.items() if name not in i.undefined]
+
+    def _agrees_on_all(self, name: str) -> bool:
+        defined = self._defined(name)
+        return bool(defined) and all(name in self.identifications[p].agrees for p in defined)
 
     # --- renderings ---------------------------------------------------------------------
 
@@ -227,10 +231,12 @@ class ConformanceResult:
             for ident in self.identifications.values():
                 lines += ["", str(ident)]
             agreeing = self.agreeing_dialects() or []
+            n = len(self.identifications)
+            shown = [f"{a} ({len(self._defined(a))} of {n})" for a in agreeing]
             lines += [
                 "",
-                "Dialects agreeing on every identified piece they define: "
-                + (", ".join(agreeing) if agreeing else "none"),
+                "Dialects agreeing on every identified piece they define (pieces defined): "
+                + (", ".join(shown) if shown else "none"),
             ]
         lines += ["", self.verdict()]
         return "\n".join(lines)

@@ -107,6 +107,12 @@ def dialect_inputs(piece: str, d: Dialect, inputs: st.SearchStrategy[Args]) -> s
         return st.one_of(inputs, targets_past_the_clamp(inputs, d.target_eps))
     if piece == "distance2bbox" and d.decode_clamp_offset is None:
         return inputs.map(lambda a: dict(a, max_shape=None))  # it never clamps
+    if piece == "bbox_overlaps" and d.iou_offset:
+        # mmdetection 1.x's bbox_overlaps has no "giou" mode and gives empty inputs the
+        # shape (0, 1): it defines IoU and IoF of non-empty sets only
+        return inputs.filter(
+            lambda a: a["mode"] != "giou" and len(a["bboxes1"]) and len(a["bboxes2"])
+        )
     if piece == "distance2bbox" and d.decode_clamp_offset:
         # an image of 1 pixel leaves [0, 0]: both bounds at once, no derivative to judge
         return inputs.filter(lambda a: a["max_shape"] is None or min(a["max_shape"]) > 1)
