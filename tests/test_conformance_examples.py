@@ -305,3 +305,57 @@ def test_the_kit_identifies_the_adapter(adapter, piece, name, differs):
     found = identify(piece, array_type="torch", max_examples=10, **kw)
     assert adapter.DIALECT in found.agrees, str(found)
     assert set(differs) <= set(found.differs), str(found)
+
+
+# --- the whole kit on the examples, as `gfl-conformance` runs it --------------------------
+
+
+def test_the_docs_port_has_its_planted_bug_found():
+    """docs/conformance.md's worked example: the QFL that takes ``label > 0`` as positive is
+    caught, on the shrunk input of one anchor of one class labelled 1 (the background)."""
+    from reference.testing.conformance import run
+
+    result = run(str(EXAMPLES / "ported_head.py"), pieces=["qfl"])
+    assert not result.passed
+    first = result.reports["qfl"].failures[0]
+    assert first.prop == "forward matches the reference" and "IndexError" in first.message
+    assert first.inputs["pred"].shape == (1, 1) and first.inputs["label"].tolist() == [1]
+    grad = next(f for f in result.reports["qfl"].failures if "reference backward" in f.prop)
+    assert grad.inputs["label"].tolist() == [0]  # class 0 is trained as a negative
+    assert np.sign(grad.expected[0]) == -np.sign(grad.got[0])
+
+
+def test_the_fixed_port_passes_everything():
+    from reference.testing.conformance import run
+
+    result = run(str(EXAMPLES / "ported_head.py") + ":fixed", max_examples=10)
+    assert result.passed, result.table()
+    assert len(result.reports) == 6
+
+
+@pytest.mark.parametrize(
+    ("adapter", "pieces"),
+    [("gfocal_adapter", ["qfl", "distance2bbox", "bbox_overlaps"]),
+     ("nanodet_adapter", ["qfl", "grid_anchors", "bbox_overlaps", "distance2bbox"])],
+)  # fmt: skip
+def test_each_example_is_identified_as_its_own_dialect(adapter, pieces):
+    """The adapters pass their own dialect, and ``--identify`` names it (and no other dialect
+    of the mmdetection family) as the one agreeing on every piece it defines."""
+    from reference.testing.conformance import run
+
+    module = _load(adapter)
+    result = run(str(EXAMPLES / f"{adapter}.py"), dialect=module.DIALECT, pieces=pieces,
+                 max_examples=10, identify=True)  # fmt: skip
+    assert result.passed, result.table()
+    agreeing = result.agreeing_dialects()
+    assert agreeing[0] == module.DIALECT, result.table()
+    assert not {"mmdet2", "mmdet3", "gfocal", "nanodet"} - {module.DIALECT} & set(agreeing)
+
+
+def test_torch_impl_conforms_to_mmdet2():
+    """This project's own torch implementation, through the command's code path: all pass."""
+    from reference.testing.conformance import run
+
+    result = run("torch_impl", max_examples=8)
+    assert result.passed, result.table()
+    assert not result.skipped and len(result.reports) == 16
