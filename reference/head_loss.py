@@ -210,8 +210,8 @@ def gfl_loss_forward(
     with np.errstate(invalid="ignore"):  # 0/0 = NaN, said by box_norm="none"
         losses = {
             "loss_cls": scale * cfg.loss_cls_weight * float(loss_cls),
-            "loss_bbox": scale * cfg.loss_bbox_weight * box.loss_giou / avg_factor,
-            "loss_dfl": scale * cfg.loss_dfl_weight * box.loss_dfl / avg_factor,
+            "loss_bbox": float(scale * cfg.loss_bbox_weight * box.loss_giou / avg_factor),
+            "loss_dfl": float(scale * cfg.loss_dfl_weight * box.loss_dfl / avg_factor),
         }
     cache = GFLLossCache(
         cfg, [np.shape(m) for m in cls_scores], [np.shape(m) for m in bbox_preds], cls.shape,
