@@ -222,10 +222,10 @@ def distance2bbox_forward(
     boxes = np.stack(
         [p[:, 0] - d[:, 0], p[:, 1] - d[:, 1], p[:, 0] + d[:, 2], p[:, 1] + d[:, 3]], axis=-1
     )  # (M, 4)
+    o = check_choice(clamp_offset, "clamp_offset", (0, 1))
     pass_mask = np.ones(boxes.shape, dtype=bool)
     if max_shape is not None:
         h, w = check_hw(max_shape, "max_shape", finite=False)
-        o = check_choice(clamp_offset, "clamp_offset", (0, 1))
         upper = np.array([w, h, w, h]) - o
         pass_mask = (boxes >= 0.0) & (boxes <= upper)
         boxes = np.clip(boxes, 0.0, upper)
