@@ -177,7 +177,7 @@ def distance2bbox_forward(
     distance: np.ndarray,
     max_shape: tuple[int, int] | None = None,
     *,
-    clamp_offset: int = 0,
+    clamp_offset: int | None = 0,
 ) -> tuple[np.ndarray, Distance2BBoxCache]:
     r"""Decode ``(left, top, right, bottom)`` distances into boxes.
 
@@ -189,9 +189,10 @@ def distance2bbox_forward(
         Distances to the four sides.
     max_shape : (h, w), optional
         When given, x is clamped to ``[0, w]`` and y to ``[0, h]``.
-    clamp_offset : {0, 1}
+    clamp_offset : {0, 1, None}
         A dialect switch (:mod:`reference.dialects`): 1 clamps x to
-        ``[0, w - 1]`` and y to ``[0, h - 1]`` instead (mmdetection 1.x, GFocal).
+        ``[0, w - 1]`` and y to ``[0, h - 1]`` instead (mmdetection 1.x, GFocal);
+        None never clamps, even with a ``max_shape`` (ultralytics' ``dist2bbox``).
 
     Returns
     -------
@@ -222,10 +223,10 @@ def distance2bbox_forward(
     boxes = np.stack(
         [p[:, 0] - d[:, 0], p[:, 1] - d[:, 1], p[:, 0] + d[:, 2], p[:, 1] + d[:, 3]], axis=-1
     )  # (M, 4)
+    o = check_choice(clamp_offset, "clamp_offset", (0, 1, None))
     pass_mask = np.ones(boxes.shape, dtype=bool)
-    if max_shape is not None:
+    if max_shape is not None and o is not None:
         h, w = check_hw(max_shape, "max_shape", finite=False)
-        o = check_choice(clamp_offset, "clamp_offset", (0, 1))
         upper = np.array([w, h, w, h]) - o
         pass_mask = (boxes >= 0.0) & (boxes <= upper)
         boxes = np.clip(boxes, 0.0, upper)

@@ -22,7 +22,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["Dialect", "DIALECTS", "MMDET2", "get_dialect", "ALL_PIECES"]
+from .validation import check_choice, check_scalar
+
+__all__ = ["Dialect", "DIALECTS", "MMDET2", "get_dialect", "ALL_PIECES", "BOX_NORMS"]
 
 #: Every piece of the checking engine (the same names as ``reference.testing.PIECES``).
 ALL_PIECES: tuple[str, ...] = (
@@ -30,6 +32,9 @@ ALL_PIECES: tuple[str, ...] = (
     "bbox_overlaps", "bbox2distance", "grid_anchors", "atss_assign", "nms", "batched_nms",
     "multiclass_nms", "gfl_targets", "gfl_predict",
 )  # fmt: skip
+
+#: The values of :attr:`Dialect.box_norm`.
+BOX_NORMS = ("clamp", "none", "zero")
 
 #: float32's machine epsilon, which mmdetection (late 2.x and 3.x) adds to every ``avg_factor``.
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
@@ -83,7 +88,7 @@ class Dialect:
         implementation here) or 0 (``np.std``, a common porting slip).
     center_offset : float
         The point of cell :math:`(i, j)` is :math:`((j + o) s, (i + o) s)`: 0, or
-        0.5 in nanodet.
+        0.5 in nanodet and ultralytics (``grid_cell_offset``).
     box_norm : {"clamp", "none", "zero"}
         The box losses' normaliser :math:`\sum w`: clamped below at 1 (mmdetection),
         not clamped (GFocal), or not clamped and, when :math:`\le 0`, all three
@@ -111,6 +116,22 @@ class Dialect:
     box_norm: str = "clamp"
     qfl_label_weights: bool = True
     avg_factor_eps: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Every switch must hold one of its values: a ValueError names the field otherwise."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "bool" and not isinstance(value, bool | np.bool_):
+                raise ValueError(f"{f.name} must be True or False, got {value!r}")
+        for name in ("iou_offset", "atss_std_ddof"):
+            check_choice(getattr(self, name), name, (0, 1))
+        check_choice(self.decode_clamp_offset, "decode_clamp_offset", (0, 1, None))
+        check_scalar(self.target_eps, "target_eps", low=0.0, high=1.0, low_open=True)
+        check_scalar(self.center_offset, "center_offset", low=0.0, high=1.0)
+        check_choice(self.box_norm, "box_norm", BOX_NORMS)
+        check_scalar(self.avg_factor_eps, "avg_factor_eps", low=0.0)
+        if not set(self.pieces) <= set(ALL_PIECES):
+            raise ValueError(f"pieces must be among {ALL_PIECES}, got {self.pieces!r}")
 
     def differences(self, other: Dialect) -> dict[str, tuple[object, object]]:
         """The switches on which two dialects differ: ``{switch: (self's, other's)}``."""
@@ -169,6 +190,7 @@ DIALECTS: dict[str, Dialect] = {
             reg_max_is_bin_count=True,
             decode_clamp_offset=None,
             target_eps=0.01,
+            center_offset=0.5,
             dfl_clamps_target=True,
         ),
     )

@@ -26,7 +26,7 @@ from .boxes import distance2bbox_backward as _d2b_backward
 from .boxes import distance2bbox_forward as _d2b_forward
 from .config import GFLConfig
 from .dfl import DFLCache, dfl_backward, dfl_forward
-from .dialects import Dialect, get_dialect
+from .dialects import MMDET2, Dialect, get_dialect
 from .giou import GIoUCache, giou_loss_backward, giou_loss_forward
 from .head_targets import gfl_targets
 from .integral import IntegralCache, integral_backward, integral_forward
@@ -80,17 +80,19 @@ def _box_branch(
     target_boxes: np.ndarray,
     weight: np.ndarray,
     reg_max: int,
-    eps: float = 0.0,
+    d: Dialect = MMDET2,
 ) -> _BoxBranch:
     """GIoU and DFL of the positives: ``reg_pos (P, 4(n+1))``, ``centres (P, 2)``,
-    ``target_boxes (P, 4)``, ``weight (P,)`` (detached); ``eps`` is added to the
-    avg_factors (a dialect switch)."""
+    ``target_boxes (P, 4)``, ``weight (P,)`` (detached); the dialect's switches here:
+    ``avg_factor_eps`` is added to the avg_factors, DFL targets are clamped below
+    ``reg_max - target_eps``."""
+    eps = d.avg_factor_eps
     dist, int_cache = integral_forward(reg_pos, reg_max)  # (P, 4)
     pred_boxes, d2b_cache = _d2b_forward(centres, dist)  # (P, 4), no clamp in training
     giou_el, giou_cache = giou_loss_forward(pred_boxes, target_boxes)  # (P,)
     loss_giou, giou_red = weight_reduce_forward(giou_el, weight, "mean", 1.0, eps=eps)
     corners = reg_pos.reshape(-1, reg_max + 1)  # (4P, n+1): rows l, t, r, b of each positive
-    dfl_target = bbox2distance(centres, target_boxes, reg_max).reshape(-1)  # (4P,)
+    dfl_target = bbox2distance(centres, target_boxes, reg_max, d.target_eps).reshape(-1)  # (4P,)
     dfl_el, dfl_cache = dfl_forward(corners, dfl_target)  # (4P,)
     loss_dfl, dfl_red = weight_reduce_forward(dfl_el, np.repeat(weight, 4), "mean", 4.0, eps=eps)
     return _BoxBranch(
@@ -133,9 +135,10 @@ def gfl_loss_forward(
     dialect : str or Dialect
         Where implementations differ (:mod:`reference.dialects`): the switches
         of :func:`gfl_targets`, QFL's ``abs``, the IoU's offset, whether QFL is
-        weighted by the label weights, the ``avg_factor`` epsilon, and the box
-        normaliser ``box_norm`` (``"clamp"``: :math:`W` as below; ``"none"``:
-        :math:`W = \sum w`, NaN losses when it is 0; ``"zero"``: every loss,
+        weighted by the label weights, the ``avg_factor`` epsilon, the DFL
+        targets' ``target_eps``, and the box normaliser ``box_norm``
+        (``"clamp"``: :math:`W` as below; ``"none"``: :math:`W = \sum w`, NaN
+        losses when it is 0; ``"zero"``: :math:`W = \sum w`, but every loss,
         and its gradient, is 0 when :math:`\sum w \le 0`).
 
     Returns
@@ -192,8 +195,7 @@ def gfl_loss_forward(
     centres = anchor_centers(t.anchors[anchor_of]) / pos_strides[:, None]  # (P, 2)
     target_boxes = t.bbox_targets.reshape(-1, 4)[pos_flat] / pos_strides[:, None]  # (P, 4)
     weight = sigmoid(cls2[pos_flat]).max(axis=1) if pos_flat.size else np.zeros(0)  # (P,), detached
-    box = _box_branch(reg2[pos_flat], centres, target_boxes, weight, cfg.reg_max,
-                      d.avg_factor_eps)  # fmt: skip
+    box = _box_branch(reg2[pos_flat], centres, target_boxes, weight, cfg.reg_max, d)
     avg_factor, scale = _box_normaliser(weight, d.box_norm)
 
     # --- classification branch, on every anchor ------------------------------
@@ -284,13 +286,15 @@ def gfl_loss_backward(
     d_qfl_el = weight_reduce_backward(np.asarray(g_cls), cache.qfl_reduce)  # (B*A,)
     d_cls2 = qfl_backward(d_qfl_el, cache.qfl)  # (B*A, C)
 
-    # box: GIoU → boxes → distances → logits; DFL → logits
-    g_bbox = float(d_loss_bbox) * cfg.loss_bbox_weight * cache.scale / cache.avg_factor
+    # box: GIoU → boxes → distances → logits; DFL → logits. W = 0 only without positives
+    # (box_norm="none"): the scales are then inf or NaN, and there is no row to scale.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g_bbox = float(d_loss_bbox) * cfg.loss_bbox_weight * cache.scale / cache.avg_factor
+        g_dfl = float(d_loss_dfl) * cfg.loss_dfl_weight * cache.scale / cache.avg_factor
     d_giou_el = weight_reduce_backward(np.asarray(g_bbox), cache.giou_reduce)  # (P,)
     d_boxes = giou_loss_backward(d_giou_el, cache.giou)  # (P, 4)
     d_dist = _d2b_backward(d_boxes, cache.d2b)  # (P, 4)
     d_reg_pos = integral_backward(d_dist, cache.integral)  # (P, 4(n+1))
-    g_dfl = float(d_loss_dfl) * cfg.loss_dfl_weight * cache.scale / cache.avg_factor
     d_dfl_el = weight_reduce_backward(np.asarray(g_dfl), cache.dfl_reduce)  # (4P,)
     d_corners = dfl_backward(d_dfl_el, cache.dfl)  # (4P, n+1)
     d_reg_pos = d_reg_pos + d_corners.reshape(-1, 4 * k)  # (P, 4(n+1))

@@ -105,6 +105,8 @@ def qfl_forward(
     lab = as_int(label, "label", ("N",), dims)
     s = as_float(score, "score", ("N",), dims, finite=True)
     beta = check_scalar(beta, "beta", low=0.0)
+    if not isinstance(abs_factor, bool | np.bool_):
+        raise ValueError(f"abs_factor must be True or False, got {abs_factor!r}")
     c = x.shape[1]
     pos_rows = np.flatnonzero((lab >= 0) & (lab < c))  # (P,)
     pos_cols = lab[pos_rows]
@@ -149,7 +151,8 @@ def qfl_backward(d_loss: np.ndarray, cache: QFLCache) -> np.ndarray:
     # d|diff|^beta / d diff = beta |diff|^(beta-1) sign(diff); taken as 0 where diff == 0
     # (the true derivative for beta > 1, a subgradient for beta == 1, a convention for
     # 0 < beta < 1, where it is infinite) and when beta == 0. Without the abs (GFocal):
-    # d (-diff)^beta / d diff = -beta (-diff)^(beta-1).
+    # d (-diff)^beta / d diff = -beta (-diff)^(beta-1), smooth for beta >= 1: at diff == 0
+    # it is -1 for beta == 1 (the factor is linear), 0 for beta > 1 (0 by convention below 1).
     if beta == 0.0:
         d_mod = np.zeros_like(diff)
     elif cache.abs_factor:
@@ -157,7 +160,7 @@ def qfl_backward(d_loss: np.ndarray, cache: QFLCache) -> np.ndarray:
         d_mod = np.where(diff == 0.0, 0.0, beta * safe ** (beta - 1.0) * np.sign(diff))
     else:
         safe = np.where(diff == 0.0, 1.0, -diff)
-        d_mod = np.where(diff == 0.0, 0.0, -beta * safe ** (beta - 1.0))
+        d_mod = np.where((diff == 0.0) & (beta != 1.0), 0.0, -beta * safe ** (beta - 1.0))
     d_x[r, c] = mod_p * diff + bce_p * d_mod * sig_p * (1.0 - sig_p)
     d_x *= g[:, None]
     return d_x

@@ -77,6 +77,7 @@ def weight_reduce_forward(
         check_broadcastable(w.shape, x.shape, "weight")
         w = np.broadcast_to(w, x.shape)
     weighted = x * w
+    eps = check_scalar(eps, "eps", low=0.0)
     if avg_factor is not None:
         avg_factor = check_scalar(avg_factor, "avg_factor", low=0.0, low_open=True)
         if reduction == "sum":
@@ -85,7 +86,6 @@ def weight_reduce_forward(
         return weighted, ReduceCache(w.copy(), x.shape)
     if reduction == "sum":
         return np.asarray(weighted.sum()), ReduceCache(w.copy(), ())
-    eps = check_scalar(eps, "eps", low=0.0)
     denom = avg_factor + eps if avg_factor is not None else float(x.size)
     if denom == 0:  # mean of an empty loss is 0
         return np.asarray(0.0), ReduceCache(np.zeros_like(w), ())

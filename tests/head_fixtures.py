@@ -61,3 +61,25 @@ def make_head(num_classes=4, in_channels=16, seed=0, **kw):
     return T.GFLHead(
         num_classes, in_channels, feat_channels=16, stacked_convs=2, cfg=cfg, norm_groups=8, **kw
     )
+
+
+def dialect_workload(kind: str = "padded", qfl_beta: float = 2.0):
+    """:func:`tiny_workload` on a 24 x 32 image, for the dialects' tests: level 0's bottom row is
+    padding (4 invalid anchors, label weight 0) and both gts lie inside the image.
+
+    ``kind``: ``"padded"`` (4 positives under mmdet2, their weights summing to more than 1),
+    ``"faint"`` (the class logits lowered by 8: positives whose weights sum to less than 1),
+    ``"no_gt"`` (no ground truth: no positives).
+    """
+    cfg, cls, reg, _, gtl, _ = tiny_workload()
+    cfg = R.GFLConfig(num_classes=2, reg_max=4, strides=(8, 16), octave_base_scale=2,
+                      qfl_beta=qfl_beta)  # fmt: skip
+    gtb = [np.array([[3.0, 4.0, 21.0, 22.0], [10.0, 2.0, 30.0, 14.0]])]
+    metas = [{"img_shape": (24, 32), "pad_shape": (24, 32)}]
+    if kind == "faint":
+        cls = [m - 8.0 for m in cls]
+    elif kind == "no_gt":
+        gtb, gtl = [np.zeros((0, 4))], [np.zeros(0, dtype=np.int64)]
+    elif kind != "padded":
+        raise ValueError(f"kind must be 'padded', 'faint' or 'no_gt', got {kind!r}")
+    return cfg, cls, reg, gtb, gtl, metas

@@ -43,8 +43,10 @@ def loop_iof(a, g):
     return w * h / max(area1, 1e-6)
 
 
-def loop_atss(anchors, counts, gts, topk, ignore=(), ignore_iof_thr=-1.0):
-    """ATSS one anchor and one gt at a time. Returns ``(gt_inds, thresholds, candidates)``."""
+def loop_atss(anchors, counts, gts, topk, ignore=(), ignore_iof_thr=-1.0, ddof=1):
+    """ATSS one anchor and one gt at a time. Returns ``(gt_inds, thresholds, candidates)``.
+    ``ddof``: the std's (1 unbiased, as every implementation; 0 the ``std_ddof=0`` dialect
+    switch)."""
     anchors = [[float(v) for v in a] for a in anchors]
     gts = [[float(v) for v in g] for g in gts]
     n_a, n_g = len(anchors), len(gts)
@@ -74,11 +76,11 @@ def loop_atss(anchors, counts, gts, topk, ignore=(), ignore_iof_thr=-1.0):
             start += n
         cands.sort()  # sums run in anchor order
         ious = [loop_iou(anchors[a], box) for a in cands]
-        if len(cands) < 2:
+        if len(cands) <= ddof:
             thr = math.inf
         else:
             mean = sum(ious) / len(ious)
-            var = sum((u - mean) * (u - mean) for u in ious) / (len(ious) - 1)
+            var = sum((u - mean) * (u - mean) for u in ious) / (len(ious) - ddof)
             thr = mean + math.sqrt(var)
         thresholds.append(thr)
         candidates.append(cands)

@@ -64,7 +64,7 @@ def reference_kwargs(piece: str, d: Dialect) -> dict[str, Any]:
     table: dict[str, dict[str, Any]] = {
         "qfl": {"abs_factor": d.qfl_abs},
         "dfl": {"clamp_eps": d.target_eps if d.dfl_clamps_target else None},
-        "distance2bbox": {"clamp_offset": d.decode_clamp_offset or 0},
+        "distance2bbox": {"clamp_offset": d.decode_clamp_offset},
         "weight_reduce": {"eps": d.avg_factor_eps},
         "gfl_loss": {"dialect": d},
         "bbox_overlaps": {"offset": d.iou_offset},
