@@ -336,6 +336,19 @@ def test_decode_clamp_is_one_pixel_tighter_in_gfocal():
     assert decode("gfocal") == [0.0, 0.0, 31.0, 23.0]
 
 
+def test_ultralytics_decode_never_clamps():
+    """The same overflowing box: clamped to the 24 x 32 image here, left as it is by
+    ultralytics' ``dist2bbox`` (``clamp_offset=None``), even when given the image's size."""
+    points, dist = np.array([[16.0, 12.0]]), np.array([[20.0, 20.0, 20.0, 20.0]])
+
+    def decode(name):
+        off = DIALECTS[name].decode_clamp_offset
+        return R.distance2bbox_forward(points, dist, (24, 32), clamp_offset=off)[0][0].tolist()
+
+    assert decode("mmdet2") == [0.0, 0.0, 32.0, 24.0]
+    assert decode("ultralytics") == [-4.0, -8.0, 36.0, 32.0]
+
+
 def test_dfl_reduction_of_ultralytics_weighs_by_target_scores():
     """Both normalisations from the reference's pieces, on the same per-side DFL of 3
     positives. This project: Σ_p w_p Σ_sides DFL / 4 / max(Σw, 1), w the detached max class
@@ -438,6 +451,7 @@ TABLE_WITNESSES = {
         "point of cell $(i, j)$": test_point_of_cell_is_half_a_cell_on_in_nanodet_ultralytics,
         "DFL reduction": test_dfl_reduction_of_ultralytics_weighs_by_target_scores,
         "box loss": NoSwitch("ultralytics", ("giou_loss", "gfl_loss")),
+        "decode": test_ultralytics_decode_never_clamps,
     },
 }  # fmt: skip
 WITNESSED = {(table, row): w for table, rows in TABLE_WITNESSES.items() for row, w in rows.items()}
