@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from torch_impl import GFLConfig
 from torch_impl.detector.cli import SGD_DEFAULTS, _parser, _train_config, main
 from torch_impl.detector.train import TrainConfig
 
@@ -118,3 +119,80 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_checkpoint(tmp_path):
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert more.returncode == 0, more.stderr
     assert load_checkpoint(run / "last.pt")["iteration"] == done + 2
+
+
+# --- the demo's time budget ----------------------------------------------------------------
+
+
+def test_parse_duration():
+    from torch_impl.detector.cli import parse_duration
+
+    assert parse_duration("8m") == 480.0 and parse_duration("480s") == 480.0
+    assert parse_duration("480") == 480.0 and parse_duration("0.5h") == 1800.0
+    for bad in ("", "m", "-1m", "0", "eight minutes", "nan"):
+        with pytest.raises(ValueError, match="duration"):
+            parse_duration(bad)
+
+
+def test_fit_steps_fills_what_is_left_of_the_budget():
+    from torch_impl.detector.cli import DEMO_STEPS, fit_steps
+
+    # 480 s, 20 s spent timing, 45 s kept for evaluation: 0.95 * 415 s / 0.5 s = 788.5 steps
+    assert fit_steps(480.0, 20.0, 0.5, reserve_s=45.0) == 788
+    assert fit_steps(480.0, 20.0, 1e-4) == 2 * DEMO_STEPS  # a very fast machine: capped
+    assert fit_steps(60.0, 50.0, 1.0) == 50  # nothing left: still the minimum
+
+
+def test_demo_budget_chooses_the_steps_from_the_timed_speed(monkeypatch):
+    """The budget path times the machine (here: a stand-in saying 0.25 s per step) and
+    says which ``--steps`` repeats the run."""
+    import time
+
+    import torch_impl.detector.cli as cli
+
+    monkeypatch.setattr(cli, "time_demo_step", lambda cfg, head_cfg: 0.25)
+    a = _parser().parse_args(["demo", "--time-budget", "5m", "--out", "x"])
+    head = GFLConfig(num_classes=len(cli.CLASS_NAMES), **cli.DEMO_HEAD)
+    steps, why = cli._demo_steps(a, head, time.perf_counter())
+    assert int(0.95 * (300 - 46) / 0.25) <= steps <= int(0.95 * (300 - 45) / 0.25)  # 965..969
+    assert f"--steps {steps}" in why and "4.0 steps/s" in why
+    a = _parser().parse_args(["demo", "--steps", "123", "--out", "x"])
+    assert cli._demo_steps(a, head, time.perf_counter())[0] == 123
+
+
+def test_demo_config_fits_the_schedule_to_the_steps():
+    from torch_impl.detector.cli import DEMO_STEPS, DEMO_TRAIN, demo_config
+
+    kw = {"quick": False, "device": "cpu", "threads": 1, "progress": False}
+    full = demo_config("x", **kw)
+    assert full.train_size // full.batch_size == DEMO_STEPS and full.warmup_iters == 150
+    short = demo_config("x", steps=840, **kw)
+    assert short.train_size == 840 * DEMO_TRAIN["batch_size"] and short.warmup_iters == 26
+    assert demo_config("x", steps=20, **kw).warmup_iters == 10
+    assert demo_config("x", steps=2 * DEMO_STEPS, **kw).warmup_iters == 150
+    with pytest.raises(ValueError, match="steps"):
+        demo_config("x", steps=0, **kw)
+
+
+def test_time_demo_step_times_a_throwaway_run(tmp_path):
+    from torch_impl.detector.cli import DEMO_HEAD, demo_config, time_demo_step
+
+    cfg = demo_config(tmp_path, quick=True, device="cpu", threads=1, progress=False)
+    step_s = time_demo_step(cfg, GFLConfig(num_classes=8, **DEMO_HEAD), warm=1, timed=2)
+    assert 0 < step_s < 60
+    assert not (tmp_path / "run").exists()  # nothing of the timing run is left behind
+
+
+def test_a_fixed_step_demo_reproduces_exactly(tmp_path):
+    """``--steps N`` twice: the same weights, bit for bit (what a budget run promises)."""
+    states = []
+    for k in range(2):
+        out = tmp_path / f"run{k}"
+        args = ["demo", "--quick", "--steps", "3", "--out", str(out), "--no-progress",
+                "--threads", "1"]  # fmt: skip
+        assert main(args) == 0
+        states.append(torch.load(out / "run" / "last.pt", weights_only=True)["model"])
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["steps"]["trained"] == 3
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

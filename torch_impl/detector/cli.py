@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +50,18 @@ from .visualize import (
     plot_predictions,
 )
 
-__all__ = ["DEMO_HEAD", "DEMO_TRAIN", "QUICK_TRAIN", "SGD_DEFAULTS", "demo_config", "main"]
+__all__ = [
+    "DEMO_BUDGET_S",
+    "DEMO_HEAD",
+    "DEMO_STEPS",
+    "DEMO_TRAIN",
+    "QUICK_TRAIN",
+    "SGD_DEFAULTS",
+    "demo_config",
+    "fit_steps",
+    "main",
+    "parse_duration",
+]
 
 #: The demo's training run, sized for two CPU cores: one trains (one intra-op thread, which
 #: stays fast when other processes share the machine), the other renders a fresh synthetic
@@ -65,6 +78,19 @@ DEMO_TRAIN = {
     "warmup_iters": 150,
     "num_workers": 1,
 }
+
+#: Steps of the tuned schedule (:data:`DEMO_TRAIN`'s images / its batch): the most a time
+#: budget fits is twice this.
+DEMO_STEPS = DEMO_TRAIN["train_size"] // DEMO_TRAIN["batch_size"]
+
+#: ``gfl demo``'s default time budget for training, evaluation and pictures: with the
+#: install (``make demo`` on a fresh machine: about a minute and a half) the whole command
+#: stays under 10 minutes.
+DEMO_BUDGET_S = 480.0
+
+#: What the budget keeps back for evaluation and pictures (s): about 4 + 3 s on this
+#: project's 2-core machine, so this also holds on one several times slower.
+DEMO_RESERVE_S = 45.0
 
 #: The demo's head settings for 128 px images: anchors of 4 strides (32 px on P3) spread the
 #: objects (8-64 px) over P3 and P4, and 7 bins (0-6 strides) cover every distance they need.
@@ -280,6 +306,56 @@ def _add_demo_command(sub) -> None:
         "--threads", type=int, default=1, help="training threads (default 1; 0: one per core)"
     )
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--time-budget",
+        type=_duration,
+        default=DEMO_BUDGET_S,
+        metavar="T",
+        help="wall time for training, evaluation and pictures, e.g. 8m, 480s or 480 "
+        f"(default {DEMO_BUDGET_S / 60:g}m): the demo times its first steps on this machine "
+        f"and trains as many steps as fit (at most {2 * DEMO_STEPS})",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train exactly this many steps instead (no timing): a run of N steps is "
+        "reproducible, whatever the machine",
+    )
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"480"``, ``"480s"``, ``"8m"``, ``"1.5h"``; a ValueError names what is wrong."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip().lower()
+    scale = units.get(t[-1:], None)
+    try:
+        value = float(t[:-1] if scale else t) * (scale or 1.0)
+    except ValueError:
+        raise ValueError(f"expected a duration such as 8m, 480s or 480, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"a duration must be positive, got {text!r}")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def fit_steps(budget_s: float, spent_s: float, step_s: float, reserve_s: float = DEMO_RESERVE_S,
+              max_steps: int = 2 * DEMO_STEPS, min_steps: int = 50) -> int:
+    """How many training steps of ``step_s`` seconds fit in what is left of ``budget_s``.
+
+    ``spent_s`` is already gone (timing the machine), ``reserve_s`` is kept for
+    evaluation and pictures, and 5 % of the rest for the variation of the step time;
+    the answer is clamped to ``[min_steps, max_steps]`` (the demo trains at least
+    ``min_steps``, even past the budget, since fewer teach nothing).
+    """
+    left = budget_s - spent_s - reserve_s
+    return int(min(max(0.95 * left / step_s, min_steps), max_steps))
 
 
 def _add_export_command(sub) -> None:
@@ -359,10 +435,27 @@ def _model_configs(a: argparse.Namespace) -> tuple[ModelConfig, GFLConfig]:
 
 
 def demo_config(
-    out: str | os.PathLike, *, quick: bool, device: str, threads: int, progress: bool
+    out: str | os.PathLike,
+    *,
+    quick: bool,
+    device: str,
+    threads: int,
+    progress: bool,
+    steps: int | None = None,
 ) -> TrainConfig:
-    """The demo's training run, in ``out/run``: :data:`DEMO_TRAIN` (:data:`QUICK_TRAIN` over it)."""
+    """The demo's training run, in ``out/run``: :data:`DEMO_TRAIN` (:data:`QUICK_TRAIN` over it).
+
+    ``steps`` fits the schedule to that many steps: as many fresh images (16 per step) and
+    the warm-up scaled with them (150 of the tuned 4 800 steps, at least 10).
+    """
     settings = {**DEMO_TRAIN, **(QUICK_TRAIN if quick else {})}
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        settings["train_size"] = steps * settings["batch_size"]
+        if not quick:
+            scaled = round(DEMO_TRAIN["warmup_iters"] * steps / DEMO_STEPS)
+            settings["warmup_iters"] = min(max(scaled, 10), steps - 1, DEMO_TRAIN["warmup_iters"])
     return TrainConfig(
         out_dir=str(Path(out) / "run"),
         device=device,
@@ -587,16 +680,54 @@ def _demo_banner(cfg: TrainConfig, device: torch.device, threads: int) -> str:
     )
 
 
-def _cmd_demo(a: argparse.Namespace) -> int:
-    out = Path(a.out)
-    cfg = demo_config(
-        out, quick=a.quick, device=a.device, threads=a.threads, progress=not a.no_progress
+def time_demo_step(cfg: TrainConfig, head_cfg: GFLConfig, warm: int = 4, timed: int = 12) -> float:
+    """Seconds per training step of the demo's run on this machine: ``warm + timed`` steps of
+    a throwaway run (same model, data pipeline and threads), the median of the last ``timed``
+    step intervals."""
+    stamps: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="gfl-demo-timing-") as tmp:
+        probe = dataclasses.replace(
+            cfg, out_dir=tmp, train_size=(warm + timed) * cfg.batch_size, progress=False,
+            checkpoint_every=10**9,
+        )  # fmt: skip
+        train(probe, "cpu", head_cfg, on_step=lambda it, rec: stamps.append(time.perf_counter()))
+    intervals = np.diff(stamps[warm - 1 :])
+    return float(np.median(intervals))
+
+
+def _demo_steps(a: argparse.Namespace, head_cfg: GFLConfig, t_start: float) -> tuple[int, str]:
+    """The steps the demo trains, and how they were chosen (one line)."""
+    if a.quick or a.steps is not None:
+        cfg = demo_config(a.out, quick=a.quick, device=a.device, threads=a.threads,
+                          progress=False, steps=a.steps)  # fmt: skip
+        n = cfg.train_size // cfg.batch_size
+        return n, f"{n} steps, as asked" if a.steps is not None else f"{n} steps (--quick)"
+    cfg = demo_config(a.out, quick=False, device=a.device, threads=a.threads, progress=False)
+    step_s = time_demo_step(cfg, head_cfg)
+    spent = time.perf_counter() - t_start
+    n = fit_steps(a.time_budget, spent, step_s)
+    return n, (
+        f"{n} steps: this machine does {1 / step_s:.1f} steps/s (timed in {spent:.0f} s), "
+        f"and the time budget is {a.time_budget:.0f} s (--time-budget; --steps {n} repeats "
+        "this run exactly)"
     )
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    t_start = time.perf_counter()
+    out = Path(a.out)
+    head_cfg = GFLConfig(num_classes=len(CLASS_NAMES), **DEMO_HEAD)
     device = pick_device(a.device)
+    if a.steps is not None and a.steps < 1:
+        raise SystemExit(f"gfl demo: error: --steps must be at least 1, got {a.steps}")
+    steps, why = _demo_steps(a, head_cfg, t_start)
+    cfg = demo_config(out, quick=a.quick, device=a.device, threads=a.threads,
+                      progress=not a.no_progress, steps=a.steps if a.quick else steps)  # fmt: skip
     threads = cfg.threads or os.cpu_count() or 1
     print(_demo_banner(cfg, device, threads))
+    print(f"  {why}")
     t0 = time.perf_counter()
-    result = train(cfg, "cpu", GFLConfig(num_classes=len(CLASS_NAMES), **DEMO_HEAD))
+    result = train(cfg, "cpu", head_cfg)
     t_train = time.perf_counter() - t0
     if device.type == "cpu":
         torch.set_num_threads(threads)
@@ -609,14 +740,19 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     pics = _pictures(
         model, val, state["class_names"], out, device, result.checkpoint.parent / "train_log.jsonl"
     )
-    metrics["timing_s"] = {"train": round(t_train, 1), "evaluate": round(t_eval, 1)}
+    total = time.perf_counter() - t_start
+    metrics["timing_s"] = {"train": round(t_train, 1), "evaluate": round(t_eval, 1),
+                           "total": round(total, 1)}  # fmt: skip
+    metrics["steps"] = {"trained": result.iterations, "chosen": why,
+                        "time_budget_s": None if a.steps or a.quick else a.time_budget}  # fmt: skip
     metrics["train_config"] = dataclasses.asdict(cfg)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     print()
     print(metrics["summary"].rstrip())
     print()
     _print_metrics(metrics)
-    print(f"train {t_train:.0f} s, evaluate {t_eval:.0f} s")
+    print(f"trained {result.iterations} steps in {t_train:.0f} s, evaluated in {t_eval:.0f} s; "
+          f"{total:.0f} s in all")  # fmt: skip
     print(f"report: {out}/  (metrics.json, detections.json)")
     for p in pics:
         print(f"picture: {p}")
