@@ -15,15 +15,18 @@ How it works:
    :mod:`benchmarks.workloads`, so the two sides run identical workload code
    on their own library code; the demo's settings are this tree's, sent to both.
 3. For each workload, both workers build it, run ``warmup`` untimed calls
-   each, then ``repeat`` pairs of timed calls, alternating: current then REV,
-   REV then current, … Only one worker runs at a time (the other waits on its
-   pipe). A worker times its own call (``time.perf_counter``, a CUDA
-   synchronize around GPU work), so the pipe is not in the figure.
-4. Per workload: the median time of each side and the median of the per-pair
-   ratios current / REV (with its quartiles). A pair's two calls run seconds
-   apart at most, so a change of the machine's load between pairs cancels
-   out of the ratio, which is why the ratio's median, not the ratio of the
-   medians, is the figure to read.
+   each, then pairs of timed calls, alternating: current then REV, REV then
+   current, … Only one worker runs at a time (the other waits on its pipe). A
+   worker times its own call (``time.perf_counter``, a CUDA synchronize around
+   GPU work), so the pipe is not in the figure.
+4. The ``repeat`` pairs are split over ``rounds`` (3) fresh pairs of workers,
+   so that what is peculiar to one process (where its memory landed, how the
+   scheduler treats it) is not in every pair.
+5. Per workload: the median time of each side and the median of the per-pair
+   ratios current / REV (with its quartiles, and its median in each round). A
+   pair's two calls run within a second, so a change of the machine's load
+   between pairs cancels out of the ratio, which is why the ratio's median,
+   not the ratio of the medians, is the figure to read.
 
 Why processes and not the two packages imported side by side under different
 names: ``torch_impl`` imports ``reference`` by its absolute name (and the
@@ -193,30 +196,42 @@ def _time_pairs(workers: dict[str, Worker], repeat: int, warmup: int) -> dict[st
     return times
 
 
-def compare_one(workers: dict[str, Worker], name: str, job: dict, repeat: int,
-                warmup: int) -> dict:
-    """One workload, both sides: the row of the ``against`` section."""
-    row: dict = {"workload": name, "device": job["device"], "threads": job["threads"],
-                 "pairs": 0, "current_median_ms": None, "rev_median_ms": None,
-                 "ratio_median": None, "ratio_q1": None, "ratio_q3": None, "error": None}
+def measure_one(workers: dict[str, Worker], name: str, job: dict, pairs: int,
+                warmup: int) -> dict[str, list[float]]:
+    """One workload on both sides: warm-up, then ``pairs`` alternating pairs (ms per side).
+
+    RuntimeError when a side cannot run it (e.g. an API its revision lacks).
+    """
     try:
         for side, w in workers.items():
             reply = w.call(op="setup", name=name, cuda=job["cuda"], settings=job["settings"])
             if "error" in reply:
                 raise RuntimeError(f"{side}: {reply['error']}")
-        times = _time_pairs(workers, repeat, warmup)
-    except RuntimeError as e:  # one side cannot run it (e.g. an API the revision lacks)
-        row["error"] = str(e).splitlines()[0][:300]
-        return row
+        return _time_pairs(workers, pairs, warmup)
     finally:
         for w in workers.values():
             if w.proc.poll() is None:
                 w.call(op="drop")
-    ratios = [c / r for c, r in zip(times["current"], times["rev"])]
+
+
+def make_row(name: str, job: dict, rounds: list[dict[str, list[float]]],
+             error: str | None) -> dict:
+    """The row of the ``against`` section: medians, the median per-pair ratio, its spread."""
+    row: dict = {"workload": name, "device": job["device"], "threads": job["threads"],
+                 "pairs": 0, "current_median_ms": None, "rev_median_ms": None,
+                 "ratio_median": None, "ratio_q1": None, "ratio_q3": None,
+                 "ratio_rounds": [], "error": error}
+    if error is not None or not rounds:
+        return row
+    cur = [t for r in rounds for t in r["current"]]
+    rev = [t for r in rounds for t in r["rev"]]
+    ratios = [c / r for c, r in zip(cur, rev)]
     q1, q3 = _quartiles(ratios)
-    row.update(pairs=len(ratios), current_median_ms=statistics.median(times["current"]),
-               rev_median_ms=statistics.median(times["rev"]),
-               ratio_median=statistics.median(ratios), ratio_q1=q1, ratio_q3=q3)
+    row.update(pairs=len(ratios), current_median_ms=statistics.median(cur),
+               rev_median_ms=statistics.median(rev), ratio_median=statistics.median(ratios),
+               ratio_q1=q1, ratio_q3=q3,
+               ratio_rounds=[statistics.median(c / v for c, v in zip(r["current"], r["rev"]))
+                             for r in rounds])
     return row
 
 
@@ -229,11 +244,31 @@ def _current_tree() -> dict:
     return {"root": str(ROOT), "commit": commit, "dirty": dirty}
 
 
+def _round(rev: str, tree: Worktree, threads: int, jobs: dict[str, dict], pairs: int,
+           warmup: int, measured: dict, errors: dict) -> dict:
+    """One round: a fresh pair of workers times every workload; returns their greetings."""
+    workers = {"current": Worker("current", ROOT, threads), "rev": Worker(rev, tree.path, threads)}
+    try:
+        hellos = {side: w.start() for side, w in workers.items()}
+        for name, job in jobs.items():
+            if name in errors:
+                continue
+            try:
+                measured[name].append(measure_one(workers, name, job, pairs, warmup))
+            except RuntimeError as e:
+                errors[name] = str(e).splitlines()[0][:300]
+    finally:
+        for w in workers.values():
+            w.close()
+    return hellos
+
+
 def compare(
     rev: str,
     *,
     repeat: int = 15,
     warmup: int = 2,
+    rounds: int = 3,
     select: str = "",
     cuda: bool = False,
     threads: int | None = None,
@@ -243,32 +278,35 @@ def compare(
 ) -> dict:
     """Time the working tree against ``rev``: the ``against`` section of ``bench.json``.
 
-    ``select``: only the workloads whose name contains it; ``cuda``: add the GPU rows;
+    ``repeat`` pairs per workload, split over ``rounds`` fresh pairs of worker processes (so
+    that what is peculiar to one process, e.g. where its memory landed, is not in every
+    pair); ``select``: only the workloads whose name contains it; ``cuda``: add the GPU rows;
     ``threads``: torch threads of the workers (default: this process's); ``settings``: the
     demo's (default :func:`~benchmarks.workloads.demo_settings`, this tree's).
     """
     settings = settings or demo_settings()
     threads = threads or torch.get_num_threads()
+    rounds = max(1, min(rounds, repeat))
+    pairs = -(-repeat // rounds)
     tree = ensure_worktree(rev, base)
-    workloads = [w for w in against_workloads(cuda, settings) if select in w.name]
-    workers = {"current": Worker("current", ROOT, threads), "rev": Worker(rev, tree.path, threads)}
+    jobs = {w.name: {"device": w.device, "threads": w.threads or threads, "cuda": cuda,
+                     "settings": settings}
+            for w in against_workloads(cuda, settings) if select in w.name}
+    measured: dict[str, list] = {name: [] for name in jobs}
+    errors: dict[str, str] = {}
     try:
-        hellos = {side: w.start() for side, w in workers.items()}
-        rows = []
-        for wl in workloads:
-            job = {"device": wl.device, "threads": wl.threads or threads, "cuda": cuda,
-                   "settings": settings}
-            rows.append(compare_one(workers, wl.name, job, repeat, warmup))
-            print(f"  against: {_row_text(rows[-1])}", flush=True)
+        for k in range(rounds):
+            hellos = _round(rev, tree, threads, jobs, pairs, warmup, measured, errors)
+            print(f"  against: round {k + 1} of {rounds} done", flush=True)
     finally:
-        for w in workers.values():
-            w.close()
         if cleanup:
             remove_worktree(tree.path)
+    rows = [make_row(name, job, measured[name], errors.get(name)) for name, job in jobs.items()]
     return {
         "rev": rev, "sha": tree.sha, "worktree": _shown(tree.path), "reused": tree.reused,
         "cleaned_up": cleanup, "current": _current_tree(), "repeat": repeat, "warmup": warmup,
-        "threads": threads, "order": "alternating pairs: (current, REV), (REV, current), ...",
+        "rounds": rounds, "pairs_per_round": pairs, "threads": threads,
+        "order": "alternating pairs: (current, REV), (REV, current), ...",
         "worker_env": {"OMP_WAIT_POLICY": worker_env()["OMP_WAIT_POLICY"]},
         "workers": hellos, "rows": rows,
     }
@@ -281,13 +319,6 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _row_text(row: dict) -> str:
-    if row["error"]:
-        return f"{row['workload']}: error: {row['error']}"
-    return (f"{row['workload']}: {row['current_median_ms']:.2f} ms vs "
-            f"{row['rev_median_ms']:.2f} ms, ratio {row['ratio_median']:.3f}")
-
-
 def print_against(section: dict) -> None:
     """The comparison as a table: both medians, the median ratio and its quartiles."""
     cur = section["current"]
@@ -296,18 +327,20 @@ def print_against(section: dict) -> None:
         f"{'reused' if section['reused'] else 'made'}"
         f"{', removed after' if section['cleaned_up'] else ''}); current = working tree at "
         f"{(cur['commit'] or '?')[:12]}{' + uncommitted changes' if cur['dirty'] else ''}; "
-        f"{section['repeat']} pairs after {section['warmup']} warm-up, alternating order"
+        f"{section['rounds']} rounds of fresh workers x {section['pairs_per_round']} pairs, "
+        f"each after {section['warmup']} warm-up, alternating order"
     )
     header = ("workload", "device", "threads", "current ms", "REV ms", "current/REV",
-              "ratio IQR", "")
+              "ratio IQR", "by round", "")
     rows = []
     for r in section["rows"]:
         if r["error"]:
-            rows.append((r["workload"], r["device"], r["threads"], "-", "-", "-", "-",
+            rows.append((r["workload"], r["device"], r["threads"], "-", "-", "-", "-", "-",
                          f"error: {r['error'][:60]}"))
             continue
         rows.append((r["workload"], r["device"], r["threads"], f"{r['current_median_ms']:.2f}",
                      f"{r['rev_median_ms']:.2f}", f"{r['ratio_median']:.3f}",
-                     f"{r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}", ""))
+                     f"{r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}",
+                     " ".join(f"{x:.2f}" for x in r["ratio_rounds"]), ""))
     print_rows(header, rows)
     print("current/REV: median of the per-pair ratios; < 1: the working tree is faster.")

@@ -2,7 +2,7 @@
 
 Usage: ``python -m benchmarks.run [--repeat N] [--out PATH] [--threads N] [--cpu-only]
 [--only SUBSTRING] [--steps N] [--profile-quick] [--against REV] [--against-select SUBSTRING]
-[--against-cleanup]``.
+[--against-rounds N] [--against-cleanup]``.
 
 Sections (``--only`` keeps those whose name contains its argument):
 
@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="also time the working tree and REV side by side")
     parser.add_argument("--against-select", default="",
                         help="with --against: only the workloads whose name contains this")
+    parser.add_argument("--against-rounds", type=int, default=3,
+                        help="with --against: fresh worker pairs the --repeat pairs are split over")
     parser.add_argument("--against-cleanup", action="store_true",
                         help="with --against: remove REV's worktree afterwards")
     return parser
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
         profile = profile_step.run(args.steps or args.repeat, quick=args.profile_quick)
     if args.against and args.only in AGAINST:
         against = against_mod.compare(
-            args.against, repeat=args.repeat, select=args.against_select,
+            args.against, repeat=args.repeat, rounds=args.against_rounds,
+            select=args.against_select,
             cuda="cuda" in devs, cleanup=args.against_cleanup,
         )
     env.update(loadavg_start=load_start, loadavg_end=loadavg(), repeat=args.repeat, devices=devs)

@@ -273,9 +273,11 @@ _RESULT_KEYS = {"group": str, "impl": str, "device": str, "repeat": int, "status
 _PROFILE_KEYS = ("workload", "settings", "device", "threads", "steps", "warmup", "phases",
                  "sum_of_phases_ms", "profiled_step_ms", "step_ms", "train_step_ms",
                  "sum_over_step")
-_AGAINST_KEYS = ("rev", "sha", "worktree", "reused", "current", "repeat", "warmup", "rows")
+_AGAINST_KEYS = ("rev", "sha", "worktree", "reused", "current", "repeat", "warmup", "rounds",
+                 "rows")
 _AGAINST_ROW_KEYS = ("workload", "device", "threads", "pairs", "current_median_ms",
-                     "rev_median_ms", "ratio_median", "ratio_q1", "ratio_q3", "error")
+                     "rev_median_ms", "ratio_median", "ratio_q1", "ratio_q3", "ratio_rounds",
+                     "error")
 
 
 def _need(obj: dict, keys: Sequence[str], where: str) -> None:

@@ -253,13 +253,15 @@ def _render_against(section: dict) -> str:
              "current / REV": r.get("ratio_median"),
              "ratio IQR": None if r.get("ratio_q1") is None
              else f"{r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}",
+             "by round": " ".join(f"{x:.2f}" for x in r.get("ratio_rounds") or []),
              "error": r.get("error")} for r in section.get("rows", [])]
     return "\n".join([
         "## Side by side with another revision\n",
         f"REV = `{section.get('rev')}` ({str(section.get('sha'))[:12]}); current = the working "
         f"tree at {str(cur.get('commit'))[:12]}"
         f"{' with uncommitted changes' if cur.get('dirty') else ''}; {section.get('repeat')} "
-        "alternating pairs per workload. A ratio below 1: the working tree is faster.\n",
+        f"alternating pairs per workload over {section.get('rounds', 1)} round(s) of fresh "
+        "workers. A ratio below 1: the working tree is faster.\n",
         _table(rows) + "\n",
     ])
 
