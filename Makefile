@@ -58,8 +58,14 @@ notebooks: $(STAMP)
 check: $(STAMP)
 	$(PY) tools/certificate.py
 
+# make bench AGAINST=REV: also time the working tree and revision REV side by side, in one run
+# (REV checked out in bench_results/against/<sha>; docs/benchmarks.md). BENCH_ARGS: more options
+# of `python -m benchmarks.run`, e.g. BENCH_ARGS="--only against" for the comparison alone.
+AGAINST ?=
+BENCH_ARGS ?=
+
 bench: $(STAMP)
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(if $(AGAINST),--against $(AGAINST)) $(BENCH_ARGS)
 
 # The site: Sphinx + MyST-NB, every notebook executed, math by a local MathJax
 # (fetched from the npm registry into the git-ignored docs/_static/mathjax/),

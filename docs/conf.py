@@ -226,15 +226,61 @@ def render_bench(data: object) -> str:
     return "\n".join(out)
 
 
+def _render_profile(prof: dict) -> str:
+    """The ``profile`` section: one row per phase, then the check against a plain step."""
+    rows = [{"phase": p["phase"], "median ms": p["median_ms"],
+             "share": f"{100 * p['share']:.1f} %"} for p in prof.get("phases", [])]
+    rows.append({"phase": "sum of phases", "median ms": prof.get("sum_of_phases_ms"),
+                 "share": "100 %"})
+    train = prof.get("settings", {}).get("train", {})
+    return "\n".join([
+        "## Where a demo training step goes\n",
+        f"{prof.get('workload')} on {prof.get('device')}, {prof.get('threads')} thread(s), "
+        f"batch {train.get('batch_size')} of {train.get('image_size')} px: medians of "
+        f"{prof.get('steps')} profiled steps after {prof.get('warmup')} warm-up.\n",
+        _table(rows) + "\n",
+        f"A plain step (data + `_Run.step`, no timer inside) took {_cell(prof.get('step_ms'))} "
+        f"ms (the training step alone {_cell(prof.get('train_step_ms'))} ms); the sum of the "
+        f"phases is {_cell(prof.get('sum_over_step'))} of it.\n",
+    ])
+
+
+def _render_against(section: dict) -> str:
+    """The ``against`` section: both medians and the median per-pair ratio per workload."""
+    cur = section.get("current", {})
+    rows = [{"workload": r["workload"], "device": r.get("device"), "threads": r.get("threads"),
+             "current ms": r.get("current_median_ms"), "REV ms": r.get("rev_median_ms"),
+             "current / REV": r.get("ratio_median"),
+             "ratio IQR": None if r.get("ratio_q1") is None
+             else f"{r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}",
+             "by round": " ".join(f"{x:.2f}" for x in r.get("ratio_rounds") or []),
+             "error": r.get("error")} for r in section.get("rows", [])]
+    return "\n".join([
+        "## Side by side with another revision\n",
+        f"REV = `{section.get('rev')}` ({str(section.get('sha'))[:12]}); current = the working "
+        f"tree at {str(cur.get('commit'))[:12]}"
+        f"{' with uncommitted changes' if cur.get('dirty') else ''}; {section.get('repeat')} "
+        f"alternating pairs per workload over {section.get('rounds', 1)} round(s) of fresh "
+        "workers. A ratio below 1: the working tree is faster.\n",
+        _table(rows) + "\n",
+    ])
+
+
 def render_bench_results(data: dict) -> str | None:
     """Markdown for ``make bench``'s own layout, or None for any other layout.
 
-    The layout: ``{"environment": {...}, "results": [{"group", "impl", "device",
-    "median_ms", ...}, ...]}``; one table per ``group``, the environment first.
+    The layout (``benchmarks.timing.check_schema``): ``{"environment": {...}, "results":
+    [{"group", "impl", "device", "median_ms", ...}, ...], "profile": {...} or null,
+    "against": {...} or null}``; the environment first, then one table per ``group``,
+    then the profile and the comparison when present.
     """
-    results = data.get("results") if isinstance(data, dict) else None
-    if not (isinstance(results, list) and results
-            and all(isinstance(r, dict) and "group" in r and "impl" in r for r in results)):
+    if not isinstance(data, dict):
+        return None
+    results = data.get("results")
+    profile, against = data.get("profile"), data.get("against")
+    if not (isinstance(results, list)
+            and all(isinstance(r, dict) and "group" in r and "impl" in r for r in results)
+            and (results or isinstance(profile, dict) or isinstance(against, dict))):
         return None
     out = []
     env = data.get("environment")
@@ -244,12 +290,18 @@ def render_bench_results(data: dict) -> str | None:
     groups: dict[str, list[dict]] = {}
     for r in results:
         groups.setdefault(str(r["group"]), []).append(r)
-    out.append("## Results\n")
-    out.append("Times in milliseconds per call: the median and the minimum over the repeats; "
-               "`target_ms`, where set, is the goal the implementation is held to.\n")
+    if groups:
+        out.append("## Results\n")
+        out.append("Times in milliseconds per call: the median and the minimum over the "
+                   "repeats; `target_ms`, where set, is the goal the implementation is held "
+                   "to; a `skipped` row was not run on this machine (`note` says why).\n")
     for group, rows in groups.items():
         out.append(f"### {group}\n")
         out.append(_table([{k: v for k, v in r.items() if k != "group"} for r in rows]) + "\n")
+    if isinstance(profile, dict):
+        out.append(_render_profile(profile))
+    if isinstance(against, dict):
+        out.append(_render_against(against))
     return "\n".join(out)
 
 
