@@ -48,36 +48,33 @@ def weight_reduce_loss(loss, weight=None, reduction="mean", avg_factor=None) -> 
     return _reduce(loss, weight, reduction, avg_factor)
 
 
-def quality_focal_loss(
-    pred, label, score, weight=None, beta=2.0, reduction="mean", avg_factor=None
-) -> torch.Tensor:
-    """QFL per anchor, summed over the classes. THE PLANTED BUG: ``label > 0``."""
+def _qfl(pred, label, score, weight, beta, reduction, avg_factor, positive) -> torch.Tensor:
+    """QFL per anchor, summed over the classes; ``positive`` marks the positive rows."""
     sigma = pred.sigmoid()
     loss = F.binary_cross_entropy_with_logits(pred, torch.zeros_like(pred), reduction="none")
     loss = loss * sigma.pow(beta)  # every entry as a negative
-    pos = torch.nonzero(label > 0).squeeze(1)  # BUG: class 0 is an object here
+    pos = torch.nonzero(positive).squeeze(1)
     pos_label = label[pos].long()
     factor = score[pos] - sigma[pos, pos_label]
     loss[pos, pos_label] = F.binary_cross_entropy_with_logits(
         pred[pos, pos_label], score[pos], reduction="none"
     ) * factor.abs().pow(beta)
     return _reduce(loss.sum(dim=1), weight, reduction, avg_factor)
+
+
+def quality_focal_loss(
+    pred, label, score, weight=None, beta=2.0, reduction="mean", avg_factor=None
+) -> torch.Tensor:
+    """QFL. THE PLANTED BUG: the positives are ``label > 0`` (class 0 is an object here)."""
+    return _qfl(pred, label, score, weight, beta, reduction, avg_factor, label > 0)
 
 
 def quality_focal_loss_fixed(
     pred, label, score, weight=None, beta=2.0, reduction="mean", avg_factor=None
 ) -> torch.Tensor:
     """The same, with the positives of mmdetection 2.x: ``0 <= label < C``."""
-    sigma = pred.sigmoid()
-    loss = F.binary_cross_entropy_with_logits(pred, torch.zeros_like(pred), reduction="none")
-    loss = loss * sigma.pow(beta)
-    pos = torch.nonzero((label >= 0) & (label < pred.shape[1])).squeeze(1)
-    pos_label = label[pos].long()
-    factor = score[pos] - sigma[pos, pos_label]
-    loss[pos, pos_label] = F.binary_cross_entropy_with_logits(
-        pred[pos, pos_label], score[pos], reduction="none"
-    ) * factor.abs().pow(beta)
-    return _reduce(loss.sum(dim=1), weight, reduction, avg_factor)
+    positive = (label >= 0) & (label < pred.shape[1])
+    return _qfl(pred, label, score, weight, beta, reduction, avg_factor, positive)
 
 
 def distribution_focal_loss(
