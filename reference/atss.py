@@ -12,7 +12,7 @@ Its PyTorch twin is :mod:`torch_impl.atss`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -234,8 +234,30 @@ def atss_assign(
     anchors). With no gts every anchor is negative.
 
     Ranking by the squared distance is ranking by the distance. IoUs are only
-    computed for the :math:`G \cdot K` candidate pairs.
+    computed for the :math:`G \cdot K` candidate pairs. The same assignment, faster:
+    :func:`reference.atss_fast.atss_assign_fast` (what :func:`reference.gfl_targets` runs).
     """
+    return assign_with(
+        nearest_k, resolve_positives, anchors, num_level_anchors, gt_bboxes, gt_labels,
+        gt_bboxes_ignore, topk, ignore_iof_thr, std_ddof,
+    )  # fmt: skip
+
+
+def assign_with(
+    nearest: Callable[[np.ndarray, int], np.ndarray],
+    resolve: Callable[..., tuple[np.ndarray, np.ndarray]],
+    anchors: np.ndarray,
+    num_level_anchors: Sequence[int],
+    gt_bboxes: np.ndarray,
+    gt_labels: np.ndarray | None,
+    gt_bboxes_ignore: np.ndarray | None,
+    topk: int,
+    ignore_iof_thr: float,
+    std_ddof: int,
+) -> AssignResult:
+    """The steps of :func:`atss_assign`, with two of them given: ``nearest`` picks each
+    gt's candidates on a level (:func:`nearest_k`) and ``resolve`` gives each anchor its
+    gt (:func:`resolve_positives`). :mod:`reference.atss_fast` passes its fast forms."""
     dims: dict[str, int] = {}
     a = as_float(anchors, "anchors", ("A", 4), dims, finite=True)
     gt = as_float(gt_bboxes, "gt_bboxes", ("G", 4), dims, finite=True)
@@ -270,7 +292,7 @@ def atss_assign(
         if usable.size:
             dx = centres[usable, 0][None, :] - gt_c[:, 0:1]  # (G, n')
             dy = centres[usable, 1][None, :] - gt_c[:, 1:2]  # (G, n')
-            cand_levels.append(usable[nearest_k(dx * dx + dy * dy, min(topk, usable.size))])
+            cand_levels.append(usable[nearest(dx * dx + dy * dy, min(topk, usable.size))])
         start += n
     cand = np.concatenate(cand_levels, axis=1) if cand_levels else np.empty((num_gts, 0), np.int64)
     k = cand.shape[1]  # (G, K)
@@ -288,7 +310,7 @@ def atss_assign(
     )  # (G, K)
     pos = (ious >= thr[:, None]) & (inside > INSIDE_EPS)  # (G, K)
 
-    gt_of, iou_of = resolve_positives(pos, cand, ious, num_anchors)
+    gt_of, iou_of = resolve(pos, cand, ious, num_anchors)
     assigned = gt_of >= 0
     gt_inds[assigned] = gt_of[assigned] + 1
     max_overlaps[assigned] = iou_of[assigned]

@@ -30,9 +30,16 @@ from .dialects import MMDET2, Dialect, get_dialect
 from .giou import GIoUCache, giou_loss_backward, giou_loss_forward
 from .head_targets import gfl_targets
 from .integral import IntegralCache, integral_backward, integral_forward
-from .levels import check_level_maps, flatten_levels, unflatten_levels
+from .levels import (
+    check_level_maps,
+    flatten_levels,
+    put_level_rows,
+    take_level_rows,
+    unflatten_levels,
+)
 from .numerics import sigmoid
-from .qfl import QFLCache, qfl_backward, qfl_forward
+from .qfl import QFLCache
+from .qfl_fast import qfl_backward_fast, qfl_forward_fast
 from .reduce import ReduceCache, weight_reduce_backward, weight_reduce_forward
 
 __all__ = ["GFLLossCache", "gfl_loss_forward", "gfl_loss_backward"]
@@ -47,7 +54,7 @@ class GFLLossCache(NamedTuple):
     flat_cls_shape: tuple[int, ...]  # (B, A, C)
     flat_bbox_shape: tuple[int, ...]  # (B, A, 4(n+1))
     pos_flat: np.ndarray  # (P,) indices of positives in the flattened (B*A) rows
-    qfl: QFLCache
+    qfl: QFLCache  # from qfl_forward_fast: its d_pred, which qfl_backward accepts too
     qfl_reduce: ReduceCache
     integral: IntegralCache
     d2b: Distance2BBoxCache
@@ -172,6 +179,10 @@ def gfl_loss_forward(
     with :math:`\omega` the label weights, :math:`N_s` = ``num_total_samples``,
     :math:`W = \max(\sum_{\text{pos}} w, 1)`
     and :math:`\lambda = (1, 2, 0.25)`.
+
+    QFL runs in its fast form, :func:`~reference.qfl_fast.qfl_forward_fast` (the same
+    loss and gradient, bit for bit, tested), whose cache holds the gradient itself; the
+    box logits are read at the positives' rows only (``take_level_rows``).
     """
     batch = check_level_maps(cls_scores, bbox_preds, cfg)
     c, k = cfg.num_classes, cfg.reg_max + 1
@@ -183,11 +194,11 @@ def gfl_loss_forward(
                     dialect=d)  # fmt: skip
 
     cls = flatten_levels(cls_scores, "cls_scores", c)  # (B, A, C)
-    reg = flatten_levels(bbox_preds, "bbox_preds", 4 * k)  # (B, A, 4(n+1))
     a = cls.shape[1]
     cls2 = cls.reshape(batch * a, c)  # (B*A, C)
-    reg2 = reg.reshape(batch * a, 4 * k)  # (B*A, 4(n+1))
     pos_flat = np.flatnonzero(t.pos.reshape(-1))  # (P,)
+    # the positives' rows of the flattened box logits (B*A, 4(n+1)), the only ones used
+    reg_pos = take_level_rows(bbox_preds, "bbox_preds", 4 * k, pos_flat)  # (P, 4(n+1))
     anchor_of = pos_flat % a  # each positive's anchor index
     pos_strides = t.strides[anchor_of]  # (P,)
 
@@ -195,15 +206,15 @@ def gfl_loss_forward(
     centres = anchor_centers(t.anchors[anchor_of]) / pos_strides[:, None]  # (P, 2)
     target_boxes = t.bbox_targets.reshape(-1, 4)[pos_flat] / pos_strides[:, None]  # (P, 4)
     weight = sigmoid(cls2[pos_flat]).max(axis=1) if pos_flat.size else np.zeros(0)  # (P,), detached
-    box = _box_branch(reg2[pos_flat], centres, target_boxes, weight, cfg.reg_max, d)
+    box = _box_branch(reg_pos, centres, target_boxes, weight, cfg.reg_max, d)
     avg_factor, scale = _box_normaliser(weight, d.box_norm)
 
     # --- classification branch, on every anchor ------------------------------
     score = np.zeros(batch * a)  # (B*A,) IoU target, 0 for negatives
     score[pos_flat] = bbox_overlaps(box.pred_boxes, target_boxes, "iou", is_aligned=True,
                                     offset=d.iou_offset)  # fmt: skip
-    qfl_el, qfl_cache = qfl_forward(cls2, t.labels.reshape(-1), score, cfg.qfl_beta,
-                                    abs_factor=d.qfl_abs)  # (B*A,)  # fmt: skip
+    qfl_el, qfl_cache = qfl_forward_fast(cls2, t.labels.reshape(-1), score, cfg.qfl_beta,
+                                         abs_factor=d.qfl_abs)  # (B*A,)  # fmt: skip
     label_weights = t.label_weights.reshape(-1) if d.qfl_label_weights else None
     loss_cls, qfl_red = weight_reduce_forward(
         qfl_el, label_weights, "mean", t.num_total_samples, eps=d.avg_factor_eps
@@ -217,7 +228,7 @@ def gfl_loss_forward(
         }
     cache = GFLLossCache(
         cfg, [np.shape(m) for m in cls_scores], [np.shape(m) for m in bbox_preds], cls.shape,
-        reg.shape, pos_flat, qfl_cache, qfl_red, box.integral, box.d2b, box.giou,
+        (batch, a, 4 * k), pos_flat, qfl_cache, qfl_red, box.integral, box.d2b, box.giou,
         box.giou_reduce, box.dfl, box.dfl_reduce, pos_strides, avg_factor, scale,
     )  # fmt: skip
     return losses, cache
@@ -284,7 +295,7 @@ def gfl_loss_backward(
     # classification: scalar → weighted mean → per-anchor QFL → logits
     g_cls = float(d_loss_cls) * cfg.loss_cls_weight * cache.scale
     d_qfl_el = weight_reduce_backward(np.asarray(g_cls), cache.qfl_reduce)  # (B*A,)
-    d_cls2 = qfl_backward(d_qfl_el, cache.qfl)  # (B*A, C)
+    d_cls2 = qfl_backward_fast(d_qfl_el, cache.qfl)  # (B*A, C)
 
     # box: GIoU → boxes → distances → logits; DFL → logits. W = 0 only without positives
     # (box_norm="none"): the scales are then inf or NaN, and there is no row to scale.
@@ -299,8 +310,7 @@ def gfl_loss_backward(
     d_corners = dfl_backward(d_dfl_el, cache.dfl)  # (4P, n+1)
     d_reg_pos = d_reg_pos + d_corners.reshape(-1, 4 * k)  # (P, 4(n+1))
 
-    d_reg2 = np.zeros((b * a, 4 * k))
-    d_reg2[cache.pos_flat] = d_reg_pos
     d_cls = unflatten_levels(d_cls2.reshape(b, a, c), cache.cls_shapes)  # (B, A, C) → levels
-    d_reg = unflatten_levels(d_reg2.reshape(b, a, 4 * k), cache.bbox_shapes)  # (B, A, 4(n+1))
+    # the positives' rows of a zero (B*A, 4(n+1)) gradient, unflattened into the levels
+    d_reg = put_level_rows(d_reg_pos, cache.pos_flat, cache.bbox_shapes)
     return d_cls, d_reg

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .config import GFLConfig
-from .validation import as_float, check_shape
+from .validation import as_real, check_finite, check_shape
 
 __all__ = ["check_level_maps", "flatten_levels", "unflatten_levels"]
 
@@ -72,23 +72,29 @@ def check_level_shapes(
 def flatten_levels(maps: Sequence[np.ndarray], name: str, channels: int) -> np.ndarray:
     """Concatenate per-level NCHW maps into ``(B, A, channels)`` (y outer, x inner).
 
+    The result is a view of a channels-first ``(channels, B, A)`` array: each
+    level goes in as contiguous blocks of ``H*W`` values (no transposing copy),
+    ``reshape(B * A, channels)`` of the result is a view too, and
+    :func:`unflatten_levels` copies the blocks back.
+
     See Also
     --------
     torch_impl.flatten_levels : the PyTorch twin.
     """
     checked = [
-        as_float(
-            m,
-            f"{name}[{lvl}]",
-            ("B", channels, None, None),
-            finite=True,
-            note=f"(channels {channels})",
-        )
+        as_real(m, f"{name}[{lvl}]", ("B", channels, None, None), note=f"(channels {channels})")
         for lvl, m in enumerate(maps)
     ]
     b = checked[0].shape[0]
-    # NCHW → (B, H, W, ch) → (B, H*W, ch) per level, levels one after the other
-    return np.concatenate([m.transpose(0, 2, 3, 1).reshape(b, -1, channels) for m in checked], 1)
+    sizes = [m.shape[2] * m.shape[3] for m in checked]
+    # channels first: (ch, B, A), written level after level; the copy converts to float64
+    flat = np.empty((channels, b, sum(sizes)))
+    parts = [m.transpose(1, 0, 2, 3).reshape(channels, b, n) for m, n in zip(checked, sizes)]
+    np.concatenate(parts, axis=2, out=flat)
+    if not np.all(np.isfinite(flat)):  # name the first level with a non-finite value
+        for lvl, part in enumerate(np.split(flat, np.cumsum(sizes)[:-1], axis=2)):
+            check_finite(part, f"{name}[{lvl}]")
+    return flat.transpose(1, 2, 0)  # (ch, B, A) → (B, A, ch)
 
 
 def unflatten_levels(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
@@ -98,4 +104,50 @@ def unflatten_levels(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> lis
         part = flat[:, start : start + h * w].reshape(b, h, w, ch)  # (B, H, W, ch)
         out.append(np.ascontiguousarray(part.transpose(0, 3, 1, 2)))  # (B, ch, H, W)
         start += h * w
+    return out
+
+
+# --- rows of the flattened maps, without flattening (for the head's box branch) ------------
+
+
+def _level_index(rows: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[tuple]:
+    """Where rows of the flattened ``(B*A, ch)`` maps lie: per level, which of ``rows`` fall
+    on it, and their image, y and x there."""
+    sizes = [h * w for _, _, h, w in shapes]
+    starts = np.cumsum([0] + sizes)  # (L+1,)
+    b, a = np.divmod(rows, starts[-1])  # image and anchor of each row
+    level = np.searchsorted(starts, a, side="right") - 1  # (P,)
+    out = []
+    for lvl, (_, _, _, w) in enumerate(shapes):
+        sel = np.flatnonzero(level == lvl)
+        y, x = np.divmod(a[sel] - starts[lvl], w)
+        out.append((sel, b[sel], y, x))
+    return out
+
+
+def take_level_rows(
+    maps: Sequence[np.ndarray], name: str, channels: int, rows: np.ndarray
+) -> np.ndarray:
+    """``flatten_levels(maps, name, channels).reshape(-1, channels)[rows]``, read from the
+    maps themselves (the same checks, the same float64 values): ``(len(rows), channels)``."""
+    checked = [
+        as_real(m, f"{name}[{lvl}]", ("B", channels, None, None), note=f"(channels {channels})")
+        for lvl, m in enumerate(maps)
+    ]
+    for lvl, m in enumerate(checked):  # float64 first where the conversion could overflow
+        check_finite(m if m.dtype.itemsize <= 8 else m.astype(np.float64), f"{name}[{lvl}]")
+    out = np.empty((rows.size, channels))
+    for m, (sel, b, y, x) in zip(checked, _level_index(rows, [m.shape for m in checked])):
+        out[sel] = m[b, :, y, x]  # (P_l, ch)
+    return out
+
+
+def put_level_rows(
+    values: np.ndarray, rows: np.ndarray, shapes: Sequence[tuple[int, ...]]
+) -> list[np.ndarray]:
+    """``unflatten_levels`` of a zero ``(B*A, ch)`` array whose ``rows`` hold ``values``
+    (``rows`` without repeats): per-level ``(B, ch, H, W)``, zero elsewhere."""
+    out = [np.zeros(s) for s in shapes]
+    for o, (sel, b, y, x) in zip(out, _level_index(rows, shapes)):
+        o[b, :, y, x] = values[sel]
     return out

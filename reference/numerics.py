@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sigmoid", "softplus", "log_sigmoid", "bce_with_logits", "log_softmax", "softmax"]
+__all__ = [
+    "sigmoid",
+    "softplus",
+    "sigmoid_softplus",
+    "log_sigmoid",
+    "bce_with_logits",
+    "log_softmax",
+    "softmax",
+]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -33,13 +41,34 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     e = np.exp(-np.abs(x))  # in (0, 1]
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return _sigmoid_from_exp(x, e)
+
+
+def _sigmoid_from_exp(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    r""":math:`\sigma(x)` from :math:`e = e^{-|x|}`: 1 or :math:`e` over :math:`1 + e`."""
+    out = np.where(x >= 0, 1.0, e)  # the numerator
+    out /= 1.0 + e
+    return out
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
     r"""Softplus :math:`\log(1 + e^{x}) = \max(x, 0) + \log(1 + e^{-|x|})`."""
     x = np.asarray(x, dtype=np.float64)
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def sigmoid_softplus(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Both :func:`sigmoid` and :func:`softplus` of ``x``, from one ``exp``.
+
+    They share :math:`e = e^{-|x|}`: :math:`\sigma(x)` is :math:`1/(1+e)` or
+    :math:`e/(1+e)`, and :math:`\operatorname{softplus}(x) = \max(x, 0) + \log(1 + e)`.
+    The values are those of the two functions, bit for bit.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(x))  # in (0, 1]
+    sp = np.maximum(x, 0.0)
+    sp += np.log1p(e)
+    return _sigmoid_from_exp(x, e), sp
 
 
 def log_sigmoid(x: np.ndarray) -> np.ndarray:

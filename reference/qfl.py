@@ -9,28 +9,76 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .numerics import bce_with_logits, sigmoid, softplus
+from .numerics import bce_with_logits, sigmoid_softplus
 from .validation import as_float, as_int, check_scalar
 
-__all__ = ["QFLCache", "qfl_forward", "qfl_backward"]
+__all__ = ["QFLCache", "qfl_forward", "qfl_backward"]  # the helpers serve qfl_fast too
 
 
 class QFLCache(NamedTuple):
-    sig: np.ndarray  # (N, C) sigmoid(pred)
-    softplus: np.ndarray  # (N, C) softplus(pred) = BCE(pred, 0)
-    sig_beta: np.ndarray  # (N, C) sigmoid(pred) ** beta
+    sig: np.ndarray | None  # (N, C) sigmoid(pred)
+    softplus: np.ndarray | None  # (N, C) softplus(pred) = BCE(pred, 0)
+    sig_beta: np.ndarray | None  # (N, C) sigmoid(pred) ** beta
     pos_rows: np.ndarray  # (P,) rows of the positives
     pos_cols: np.ndarray  # (P,) their labels
     pos_pred: np.ndarray  # (P,) the logit at [row, label]
     pos_score: np.ndarray  # (P,) the soft target y of each positive
     beta: float
     abs_factor: bool = True
+    # (N, C) the gradient for d_loss = 1: reference.qfl_fast computes it in the forward and
+    # keeps it instead of the three arrays above (which are then None)
+    d_pred: np.ndarray | None = None
 
 
-def _positive_entries(x: np.ndarray, sig: np.ndarray, y: np.ndarray, beta: float, absolute: bool):
+def positive_entries(x: np.ndarray, sig: np.ndarray, y: np.ndarray, beta: float, absolute: bool):
     """BCE(x, y) and |y - sigma|^beta (or (y - sigma)^beta) at the positive entries (shape (P,))."""
     u = y - sig
     return bce_with_logits(x, y), (np.abs(u) if absolute else u) ** beta
+
+
+def positive_grad(
+    x: np.ndarray, sig: np.ndarray, y: np.ndarray, beta: float, absolute: bool
+) -> np.ndarray:
+    r"""d QFL / dx at the positive entries (shape (P,)): the general formula of
+    :func:`qfl_forward`'s Notes, at logits ``x``, their sigmoids ``sig`` and targets ``y``."""
+    diff = sig - y
+    bce_p, mod_p = positive_entries(x, sig, y, beta, absolute)
+    # d|diff|^beta / d diff = beta |diff|^(beta-1) sign(diff); taken as 0 where diff == 0
+    # (the true derivative for beta > 1, a subgradient for beta == 1, a convention for
+    # 0 < beta < 1, where it is infinite) and when beta == 0. Without the abs (GFocal):
+    # d (-diff)^beta / d diff = -beta (-diff)^(beta-1), smooth for beta >= 1: at diff == 0
+    # it is -1 for beta == 1 (the factor is linear), 0 for beta > 1 (0 by convention below 1).
+    if beta == 0.0:
+        d_mod = np.zeros_like(diff)
+    elif absolute:
+        safe = np.where(diff == 0.0, 1.0, np.abs(diff))
+        d_mod = np.where(diff == 0.0, 0.0, beta * safe ** (beta - 1.0) * np.sign(diff))
+    else:
+        safe = np.where(diff == 0.0, 1.0, -diff)
+        d_mod = np.where((diff == 0.0) & (beta != 1.0), 0.0, -beta * safe ** (beta - 1.0))
+    return mod_p * diff + bce_p * d_mod * sig * (1.0 - sig)
+
+
+def check_qfl_inputs(
+    pred: np.ndarray, label: np.ndarray, score: np.ndarray, beta: float, abs_factor: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """:func:`qfl_forward`'s checks; returns ``x (N, C)``, the positives' rows, labels and
+    scores ``(P,)``, and ``beta`` (shared with :mod:`reference.qfl_fast`)."""
+    dims: dict[str, int] = {}
+    x = as_float(pred, "pred", ("N", "C"), dims, finite=True)
+    lab = as_int(label, "label", ("N",), dims)
+    s = as_float(score, "score", ("N",), dims, finite=True)
+    beta = check_scalar(beta, "beta", low=0.0)
+    if not isinstance(abs_factor, bool | np.bool_):
+        raise ValueError(f"abs_factor must be True or False, got {abs_factor!r}")
+    c = x.shape[1]
+    pos_rows = np.flatnonzero((lab >= 0) & (lab < c))  # (P,)
+    pos_cols = lab[pos_rows]
+    y = s[pos_rows]
+    if np.any((y < 0) | (y > 1)):
+        bad = y[(y < 0) | (y > 1)]
+        raise ValueError(f"score must lie in [0, 1] at positives, got {bad[:5].tolist()}")
+    return x, pos_rows, pos_cols, y, beta
 
 
 def qfl_forward(
@@ -99,27 +147,15 @@ def qfl_forward(
 
     which for :math:`y = 0` is
     :math:`\sigma^{\beta}\big(\sigma + \beta\,\mathrm{softplus}(x)(1-\sigma)\big)`.
+    The same loss and gradient, faster: :func:`reference.qfl_fast.qfl_forward_fast`
+    (what :func:`reference.gfl_loss_forward` runs).
     """
-    dims: dict[str, int] = {}
-    x = as_float(pred, "pred", ("N", "C"), dims, finite=True)
-    lab = as_int(label, "label", ("N",), dims)
-    s = as_float(score, "score", ("N",), dims, finite=True)
-    beta = check_scalar(beta, "beta", low=0.0)
-    if not isinstance(abs_factor, bool | np.bool_):
-        raise ValueError(f"abs_factor must be True or False, got {abs_factor!r}")
-    c = x.shape[1]
-    pos_rows = np.flatnonzero((lab >= 0) & (lab < c))  # (P,)
-    pos_cols = lab[pos_rows]
-    y = s[pos_rows]
-    if np.any((y < 0) | (y > 1)):
-        bad = y[(y < 0) | (y > 1)]
-        raise ValueError(f"score must lie in [0, 1] at positives, got {bad[:5].tolist()}")
-    sig = sigmoid(x)
-    sp = softplus(x)
+    x, pos_rows, pos_cols, y, beta = check_qfl_inputs(pred, label, score, beta, abs_factor)
+    sig, sp = sigmoid_softplus(x)  # (N, C) each, from one exp
     sig_beta = sig**beta
     loss = sp * sig_beta  # (N, C): every entry as a negative
     xp = x[pos_rows, pos_cols]
-    bce_p, mod_p = _positive_entries(xp, sig[pos_rows, pos_cols], y, beta, bool(abs_factor))
+    bce_p, mod_p = positive_entries(xp, sig[pos_rows, pos_cols], y, beta, bool(abs_factor))
     loss[pos_rows, pos_cols] = bce_p * mod_p
     cache = QFLCache(sig, sp, sig_beta, pos_rows, pos_cols, xp, y, beta, bool(abs_factor))
     return loss.sum(axis=1), cache
@@ -139,28 +175,17 @@ def qfl_backward(d_loss: np.ndarray, cache: QFLCache) -> np.ndarray:
     d_pred : ndarray, shape (N, C)
         See :func:`qfl_forward` for the formula.
     """
+    if cache.d_pred is not None:  # qfl_forward_fast's cache: the gradient is there already
+        return cache.d_pred * as_float(d_loss, "d_loss", cache.d_pred.shape[:1])[:, None]
     g = as_float(d_loss, "d_loss", cache.sig.shape[:1])
     sig, beta = cache.sig, cache.beta
     # negatives (y = 0): sigma^beta * (sigma + beta * softplus(x) * (1 - sigma))
-    d_x = cache.sig_beta * (sig + beta * cache.softplus * (1.0 - sig))  # (N, C)
+    d_x = beta * cache.softplus  # (N, C), then in place: a private temporary
+    d_x *= 1.0 - sig
+    d_x += sig
+    d_x *= cache.sig_beta
     # positives: the general formula at [row, label]
-    r, c, y = cache.pos_rows, cache.pos_cols, cache.pos_score
-    sig_p = sig[r, c]
-    diff = sig_p - y
-    bce_p, mod_p = _positive_entries(cache.pos_pred, sig_p, y, beta, cache.abs_factor)
-    # d|diff|^beta / d diff = beta |diff|^(beta-1) sign(diff); taken as 0 where diff == 0
-    # (the true derivative for beta > 1, a subgradient for beta == 1, a convention for
-    # 0 < beta < 1, where it is infinite) and when beta == 0. Without the abs (GFocal):
-    # d (-diff)^beta / d diff = -beta (-diff)^(beta-1), smooth for beta >= 1: at diff == 0
-    # it is -1 for beta == 1 (the factor is linear), 0 for beta > 1 (0 by convention below 1).
-    if beta == 0.0:
-        d_mod = np.zeros_like(diff)
-    elif cache.abs_factor:
-        safe = np.where(diff == 0.0, 1.0, np.abs(diff))
-        d_mod = np.where(diff == 0.0, 0.0, beta * safe ** (beta - 1.0) * np.sign(diff))
-    else:
-        safe = np.where(diff == 0.0, 1.0, -diff)
-        d_mod = np.where((diff == 0.0) & (beta != 1.0), 0.0, -beta * safe ** (beta - 1.0))
-    d_x[r, c] = mod_p * diff + bce_p * d_mod * sig_p * (1.0 - sig_p)
+    r, c = cache.pos_rows, cache.pos_cols
+    d_x[r, c] = positive_grad(cache.pos_pred, sig[r, c], cache.pos_score, beta, cache.abs_factor)
     d_x *= g[:, None]
     return d_x

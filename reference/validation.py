@@ -15,6 +15,8 @@ import numpy as np
 __all__ = [
     "check_shape",
     "as_float",
+    "as_real",
+    "check_finite",
     "as_int",
     "check_broadcastable",
     "check_scalar",
@@ -82,6 +84,22 @@ def as_float(
     Rejects booleans, complex numbers, strings and objects; optionally checks
     the shape against ``spec`` and that every value is finite.
     """
+    arr = as_real(x, name, spec, dims, note=note).astype(np.float64, copy=False)
+    if finite:
+        check_finite(arr, name)
+    return arr
+
+
+def as_real(
+    x: object,
+    name: str,
+    spec: Sequence[Dim] | None = None,
+    dims: dict[str, int] | None = None,
+    *,
+    note: str = "",
+) -> np.ndarray:
+    """:func:`as_float`'s dtype and shape checks, without converting: ``x`` as an array
+    of its own real dtype (for a caller that converts while it copies)."""
     arr = np.asarray(x)
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
@@ -91,11 +109,14 @@ def as_float(
         )
     if spec is not None:
         check_shape(arr.shape, name, spec, dims, note)
-    arr = arr.astype(np.float64, copy=False)
-    if finite and not np.all(np.isfinite(arr)):
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Every value of the float64 array ``arr`` must be finite."""
+    if not np.all(np.isfinite(arr)):
         bad = int(np.sum(~np.isfinite(arr)))
         raise ValueError(f"{name} must be finite, got {bad} non-finite value(s)")
-    return arr
 
 
 def as_int(

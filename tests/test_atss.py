@@ -9,9 +9,12 @@ import pytest
 import torch
 from hypothesis import event, example, given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import reference as R
 import torch_impl as T
+from reference.atss import nearest_k, resolve_positives
+from reference.atss_fast import atss_assign_fast, nearest_k_fast, resolve_positives_fast
 from reference.testing.strategies import atss_problems, gt_boxes
 
 GOLDEN_ATSS = [
@@ -458,11 +461,12 @@ GT = np.array([[0.0, 0, 10, 10]])
         ({"ignore_iof_thr": "x"}, r"ignore_iof_thr must be a number, got 'x'"),
     ],
 )
-def test_reference_bad_input(kwargs, match):
+@pytest.mark.parametrize("assign", [R.atss_assign, atss_assign_fast], ids=["textbook", "fast"])
+def test_reference_bad_input(kwargs, match, assign):
     args = {"anchors": A4, "num_level_anchors": [4], "gt_bboxes": GT, "gt_labels": None}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        R.atss_assign(**args)
+        assign(**args)
 
 
 @pytest.mark.parametrize(
@@ -527,3 +531,70 @@ def test_batched_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         T.atss_assign_batched(**args)
+
+
+# --- the fast path (reference.atss_fast) equals the textbook -------------------------------
+
+
+@st.composite
+def distance_rows(draw):
+    """``(d2 (G, n), k)``: squared distances with many exact ties (few distinct values),
+    now and then an inf or a NaN, and ``0 <= k <= n``."""
+    g, n = draw(st.integers(0, 4)), draw(st.integers(0, 12))
+    values = st.one_of(st.sampled_from([0.0, 1.0, 2.0, 4.0]), st.floats(0.0, 100.0),
+                       st.sampled_from([np.inf, np.nan]))  # fmt: skip
+    d2 = draw(hnp.arrays(np.float64, (g, n), elements=values))
+    return d2, draw(st.integers(0, n))
+
+
+@given(distance_rows())
+@example((np.array([[1.0, 0.0, 1.0, 1.0, 0.0]]), 3)).via("a tie at the k-th distance")
+@example((np.array([[np.nan, 0.0, np.nan]]), 2)).via("a NaN at the k-th place")
+def test_fast_nearest_k_equals_textbook(problem):
+    d2, k = problem
+    fast = nearest_k_fast(d2, k)
+    np.testing.assert_array_equal(fast, nearest_k(d2, k))
+    assert fast.dtype == np.int64 and fast.shape == (d2.shape[0], k)
+
+
+@st.composite
+def positive_tables(draw):
+    """``(pos, cand, ious, num_anchors)`` as ATSS builds them: each gt's K candidates are
+    distinct anchors; IoUs on a coarse grid (exact ties between gts)."""
+    g, k, a = draw(st.integers(0, 4)), draw(st.integers(0, 6)), draw(st.integers(6, 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    cand = np.zeros((g, k), np.int64)
+    for row in cand:
+        row[:] = np.sort(rng.choice(a, k, replace=False))
+    ious = draw(hnp.arrays(np.float64, (g, k), elements=st.sampled_from([0.0, 0.25, 0.5, 1.0])))
+    pos = draw(hnp.arrays(bool, (g, k)))
+    return pos, cand, ious, a
+
+
+@given(positive_tables())
+def test_fast_resolve_positives_equals_textbook(problem):
+    for fast, textbook in zip(resolve_positives_fast(*problem), resolve_positives(*problem)):
+        np.testing.assert_array_equal(fast, textbook)
+        assert fast.dtype == textbook.dtype
+
+
+@given(atss_problems(), st.sampled_from([1, 0]))
+def test_fast_atss_assign_equals_textbook(p, ddof):
+    args = (p["anchors"], p["num_level_anchors"], p["gt_bboxes"][0], p["gt_labels"][0],
+            p["gt_bboxes_ignore"][0], p["topk"], p["ignore_iof_thr"])  # fmt: skip
+    res, fast = R.atss_assign(*args, std_ddof=ddof), atss_assign_fast(*args, std_ddof=ddof)
+    assert fast.num_gts == res.num_gts
+    for a, b in zip(fast[1:], res[1:]):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+
+
+@pytest.mark.parametrize("name", GOLDEN_ATSS)
+def test_fast_golden(golden, name):
+    d = golden(name)
+    counts, topk = d["num_level_anchors"].tolist(), int(d["topk"])
+    res = atss_assign_fast(d["anchors"], counts, d["gt_bboxes"], d["gt_labels"], topk=topk)
+    np.testing.assert_array_equal(res.gt_inds, d["gt_inds"])
+    np.testing.assert_array_equal(res.labels, d["labels"])
+    pos = d["gt_inds"] > 0
+    np.testing.assert_allclose(res.max_overlaps[pos], d["max_overlaps"][pos], rtol=1e-12)

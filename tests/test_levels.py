@@ -11,6 +11,7 @@ import torch
 
 import reference as R
 import torch_impl as T
+from reference.levels import put_level_rows, take_level_rows
 
 CFG = R.GFLConfig(num_classes=3, reg_max=2, strides=(8, 16))  # 4 * 3 = 12 box channels
 
@@ -85,3 +86,40 @@ def test_torch_check_level_maps_rejects_integer_maps():
     reg = [torch.zeros(1, 12, 3, 4), torch.zeros(1, 12, 2, 2)]
     with pytest.raises(ValueError, match=r"cls_scores\[0\] must be a floating tensor"):
         T.check_level_maps(cls, reg, CFG)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
+def test_level_rows_are_the_rows_of_the_flattened_maps(dtype):
+    """``take_level_rows`` reads rows of ``flatten_levels`` without flattening;
+    ``put_level_rows`` is ``unflatten_levels`` of zeros holding those rows."""
+    maps = [(10 * m).astype(dtype) for m in level_maps(sizes=((3, 4), (0, 2), (2, 2)))]
+    shapes = [m.shape for m in maps]
+    flat = R.flatten_levels(maps, "cls_scores", 3).reshape(-1, 3)  # (B*A, 3): 2 * 16 rows
+    rows = np.array([0, 5, 11, 12, 15, 16, 27, 31])  # both images, every non-empty level
+    taken = take_level_rows(maps, "cls_scores", 3, rows)
+    assert taken.dtype == np.float64
+    np.testing.assert_array_equal(taken, flat[rows])
+    values = np.random.default_rng(1).normal(size=(rows.size, 3))
+    dense = np.zeros_like(flat)
+    dense[rows] = values
+    expected = R.unflatten_levels(dense.reshape(2, -1, 3), shapes)
+    for got, want in zip(put_level_rows(values, rows, shapes), expected):
+        np.testing.assert_array_equal(got, want)
+        assert got.flags.c_contiguous and got.shape == want.shape
+    assert take_level_rows(maps, "cls_scores", 3, rows[:0]).shape == (0, 3)
+
+
+def test_level_rows_check_what_flatten_checks():
+    maps = level_maps()
+    maps[1][1, 2, 0, 1] = np.inf
+    for f in (R.flatten_levels, lambda m, n, c: take_level_rows(m, n, c, np.array([0]))):
+        with pytest.raises(ValueError, match=r"bbox_preds\[1\] must be finite, got 1 non-finite"):
+            f(maps, "bbox_preds", 3)
+        with pytest.raises(ValueError, match=r"bbox_preds\[0\] must be a real .* got dtype bool"):
+            f([maps[0] > 0, maps[1]], "bbox_preds", 3)
+    with np.errstate(over="ignore"):  # finite as a long double, inf in float64
+        huge = [np.full((1, 3, 1, 1), 1e300, dtype=np.longdouble) ** 2]
+        with pytest.raises(ValueError, match=r"x\[0\] must be finite"):
+            take_level_rows(huge, "x", 3, np.array([0]))
+        with pytest.raises(ValueError, match=r"x\[0\] must be finite"):
+            R.flatten_levels(huge, "x", 3)

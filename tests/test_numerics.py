@@ -17,6 +17,7 @@ from reference.numerics import (
     log_sigmoid,
     log_softmax,
     sigmoid,
+    sigmoid_softplus,
     softmax,
     softplus,
 )
@@ -60,6 +61,15 @@ def test_sigmoid_softplus_log_sigmoid_match_torch_and_their_identities(x):
     np.testing.assert_allclose(sp - softplus(-x), x, rtol=1e-15, atol=1e-14)
     np.testing.assert_allclose(s + sigmoid(-x), 1.0, rtol=1e-15)
     np.testing.assert_array_equal(ls, -softplus(-x))
+
+
+@given(x=wide_logits((16,)))
+@example(x=EDGES)
+def test_sigmoid_softplus_is_sigmoid_and_softplus_bit_for_bit(x):
+    with np.errstate(**RAISE):
+        s, sp = sigmoid_softplus(x)
+    np.testing.assert_array_equal(s, sigmoid(x))
+    np.testing.assert_array_equal(sp, softplus(x))
 
 
 def test_bce_with_logits_at_the_extremes():

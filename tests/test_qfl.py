@@ -3,6 +3,8 @@ mmdetection goldens."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from reference import qfl_backward, qfl_forward, weight_reduce_backward, weight_reduce_forward
+from reference import qfl_fast as QF
 from reference.gradcheck import check_backward
 from reference.testing.strategies import (
     WIDE_LOGIT,
@@ -312,3 +315,76 @@ def test_qfl_golden_avg_factor_follows_the_contract_not_mmdet(golden):
     # and the quirk is really there: mmdet's value differs by its eps (~1.7e-8 relative)
     quirk = abs(float(g["loss_mean_avg_mmdet"]) / float(out) - 1.0)
     assert 1e-9 < quirk < 1e-7
+
+
+# ---------------------------------------------------------------- the fast path (qfl_fast)
+
+
+LAYOUTS = ["row-major", "class-major", "strided", "class-major strided"]
+
+
+def in_layout(pred: np.ndarray, layout: str) -> np.ndarray:
+    """The same (N, C) values, laid out row-major, class-major (the head's: a transposed
+    (C, N) array), or as a strided view of either (every other column of a wider array)."""
+    if layout.endswith("strided"):
+        wide = np.zeros((pred.shape[0], 2 * pred.shape[1]))
+        wide[:, ::2] = pred
+        if layout.startswith("class-major"):
+            wide = np.ascontiguousarray(wide.T).T
+        return wide[:, ::2]
+    if layout == "class-major":
+        return np.ascontiguousarray(pred.T).T
+    return pred
+
+
+@given(inputs=wide_qfl_inputs(max_n=24), beta=qfl_betas, seed=seeds,
+       abs_factor=st.booleans(), layout=st.sampled_from(LAYOUTS),
+       block=st.sampled_from([1, 3, 16, QF.BLOCK_ENTRIES]))  # fmt: skip
+@example(inputs=(EXTREME_PRED, EXTREME_LABEL, EXTREME_SCORE), beta=2.0, seed=0,
+         abs_factor=True, layout="class-major", block=2)  # fmt: skip
+@example(inputs=(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0)), beta=2.0, seed=0,
+         abs_factor=True, layout="class-major", block=2)  # fmt: skip
+def test_fast_qfl_equals_textbook(inputs, beta, seed, abs_factor, layout, block):
+    """The same loss and gradient, bit for bit, in every memory layout and for blocks of any
+    size (a block of 1 entry: one row or part of one column each); each backward takes the
+    other forward's cache."""
+    pred, label, score = inputs
+    pred = in_layout(pred, layout)
+    d_out = np.random.default_rng(seed).normal(size=pred.shape[0])
+    saved, QF.BLOCK_ENTRIES = QF.BLOCK_ENTRIES, block
+    try:
+        with np.errstate(invalid="ignore"):  # GFocal's (y - σ)^β: NaN for a fractional β
+            loss, cache = qfl_forward(pred, label, score, beta, abs_factor=abs_factor)
+            f_loss, f_cache = QF.qfl_forward_fast(pred, label, score, beta, abs_factor=abs_factor)
+            d_pred = qfl_backward(d_out, cache)
+            f_d_pred = QF.qfl_backward_fast(d_out, f_cache)
+            crossed = qfl_backward(d_out, f_cache), QF.qfl_backward_fast(d_out, cache)
+    finally:
+        QF.BLOCK_ENTRIES = saved
+    np.testing.assert_array_equal(f_loss, loss)
+    for field in ("pos_rows", "pos_cols", "pos_pred", "pos_score", "beta", "abs_factor"):
+        np.testing.assert_array_equal(getattr(f_cache, field), getattr(cache, field))
+    assert cache.d_pred is None and f_cache.sig is f_cache.softplus is f_cache.sig_beta is None
+    for grad in (f_d_pred, *crossed):
+        np.testing.assert_array_equal(grad, d_pred)
+    assert not np.shares_memory(f_cache.d_pred, pred)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(pred=np.array([[np.nan, 0.0]])),
+    dict(pred=np.zeros((1, 2), dtype=bool)),
+    dict(label=np.array([0.5])),
+    dict(score=np.array([1.5])),
+    dict(beta=-1.0),
+    dict(abs_factor=1),
+])  # fmt: skip
+def test_fast_qfl_raises_what_the_textbook_raises(bad):
+    args = dict(pred=np.zeros((1, 2)), label=np.array([0]), score=np.array([0.5]), beta=2.0,
+                abs_factor=True) | bad  # fmt: skip
+    with pytest.raises(ValueError) as textbook:
+        qfl_forward(**args)
+    with pytest.raises(ValueError, match=re.escape(str(textbook.value))):
+        QF.qfl_forward_fast(**args)
+    _, cache = QF.qfl_forward_fast(np.zeros((2, 3)), np.array([0, 3]), np.array([0.5, 0.0]))
+    with pytest.raises(ValueError, match=r"d_loss must have shape \(2,\), got \(3,\)"):
+        QF.qfl_backward_fast(np.ones(3), cache)
