@@ -14,7 +14,16 @@ def to_torch(arrays, requires_grad=False, dtype=torch.float64):
     return [torch.tensor(a, dtype=dtype, requires_grad=requires_grad) for a in arrays]
 
 
-def torch_loss(cfg, cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas, dtype=torch.float64):
+def torch_loss(
+    cfg,
+    cls_scores,
+    bbox_preds,
+    gt_bboxes,
+    gt_labels,
+    img_metas,
+    dtype=torch.float64,
+    gt_bboxes_ignore=None,
+):
     cls_t = to_torch(cls_scores, True, dtype)
     reg_t = to_torch(bbox_preds, True, dtype)
     losses = T.gfl_loss(
@@ -24,6 +33,7 @@ def torch_loss(cfg, cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas, dty
         [torch.as_tensor(g) for g in gt_labels],
         img_metas,
         cfg,
+        None if gt_bboxes_ignore is None else to_torch(gt_bboxes_ignore, dtype=dtype),
     )
     sum(losses.values()).backward()
     losses = {k: v.detach() for k, v in losses.items()}

@@ -6,6 +6,7 @@ Tests of :mod:`reference.head_loss` and :mod:`torch_impl.head_loss`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 
 import numpy as np
@@ -60,6 +61,78 @@ def test_fast_paths_change_nothing(work, dialect):
     np.testing.assert_equal(losses, t_losses)
     for a, b in zip(d_cls + d_reg, t_cls + t_reg):
         np.testing.assert_array_equal(a, b)
+
+
+@given(head_workloads(max_batch=2, max_classes=3))
+@settings(max_examples=30)
+def test_torch_loss_matches_reference_with_ignore_boxes(work):
+    """Ignore boxes: ignored anchors are never candidates and weigh 0 in QFL, on both sides."""
+    cfg, cls, reg, gtb, gtl, metas = work
+    cfg = R.GFLConfig(num_classes=cfg.num_classes, strides=cfg.strides, ignore_iof_thr=0.5)
+    ignore = [b[:1] + 3.0 if b.shape[0] else np.zeros((0, 4)) for b in gtb]
+    losses, cache = R.gfl_loss_forward(cls, reg, gtb, gtl, metas, cfg, ignore)
+    d_cls, d_reg = R.gfl_loss_backward(cache)
+    t_losses, t_cls, t_reg = torch_loss(cfg, cls, reg, gtb, gtl, metas, gt_bboxes_ignore=ignore)
+    for key in ("loss_cls", "loss_bbox", "loss_dfl"):
+        assert abs(losses[key] - float(t_losses[key])) <= 1e-8 * max(abs(losses[key]), 1e-12), key
+    for a, b in zip(d_cls + d_reg, t_cls + t_reg):
+        assert rel_error(a, b) <= 1e-8
+
+
+def test_torch_loss_and_its_gradient_run_on_the_meta_device(monkeypatch):
+    """Meta tensors have shapes but no values, so the loss and its backward run there only
+    if nothing reads a value on the host (``.item()``, ``nonzero()``, a boolean mask):
+    on a GPU, the training step never waits. Padding and ignore boxes included."""
+    monkeypatch.setattr(torch, "autocast", lambda *a, **k: contextlib.nullcontext())  # no meta
+    cfg = R.GFLConfig(num_classes=3, strides=(8, 16, 32), ignore_iof_thr=0.5)
+    sizes = [(8, 8), (4, 4), (2, 2)]
+
+    def meta(*shape, dtype=torch.float32, grad=False):
+        return torch.empty(*shape, dtype=dtype, device="meta", requires_grad=grad)
+
+    cls = [meta(2, 3, h, w, grad=True) for h, w in sizes]
+    reg = [meta(2, 68, h, w, grad=True) for h, w in sizes]
+    gtb = [meta(3, 4), meta(1, 4)]
+    gtl = [meta(3, dtype=torch.long), meta(1, dtype=torch.long)]
+    metas = [{"img_shape": (50, 60), "pad_shape": (56, 60)}, {"img_shape": (64, 64)}]
+    losses = T.gfl_loss(cls, reg, gtb, gtl, metas, cfg, [meta(2, 4), None])
+    sum(losses.values()).backward()
+    assert all(v.shape == () and v.device.type == "meta" for v in losses.values())
+    assert [c.grad.shape for c in cls + reg] == [c.shape for c in cls + reg]
+
+
+@given(head_workloads(max_batch=2, max_classes=4))
+@settings(max_examples=10)
+def test_torch_loss_of_channels_last_maps_equals_the_contiguous_ones(work):
+    """The loss reads the maps in whatever memory layout they come (the detector trains
+    channels-last): same losses, same gradients, gradients in the maps' layout."""
+    cfg, cls, reg, gtb, gtl, metas = work
+    gts = (to_torch(gtb), [torch.as_tensor(g) for g in gtl])
+    runs = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        maps = [t.to(memory_format=fmt).requires_grad_() for t in to_torch(cls + reg)]
+        losses = T.gfl_loss(maps[: len(cls)], maps[len(cls) :], *gts, metas, cfg)
+        sum(losses.values()).backward()
+        assert all(m.grad.is_contiguous(memory_format=fmt) for m in maps)
+        runs.append(([float(v.detach()) for v in losses.values()], [m.grad for m in maps]))
+    (l_a, g_a), (l_b, g_b) = runs
+    assert l_a == pytest.approx(l_b, rel=1e-12, abs=1e-15)
+    for a, b in zip(g_a, g_b):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+
+
+def test_torch_loss_backward_with_a_retained_graph_gives_the_same_gradient_twice():
+    """QFL's fused backward reuses a forward buffer for the gradient, once: a retained
+    graph run backward twice accumulates the same gradient twice."""
+    cfg, cls, reg, gtb, gtl, metas = tiny_workload()
+    cls_t, reg_t = to_torch(cls, True), to_torch(reg, True)
+    losses = T.gfl_loss(cls_t, reg_t, to_torch(gtb), [torch.as_tensor(g) for g in gtl], metas, cfg)
+    total = sum(losses.values())
+    total.backward(retain_graph=True)
+    once = [t.grad.clone() for t in cls_t + reg_t]
+    total.backward()
+    for g1, t in zip(once, cls_t + reg_t):
+        torch.testing.assert_close(t.grad, 2 * g1, rtol=1e-14, atol=0)
 
 
 def test_torch_loss_matches_reference_on_a_workload_with_no_gts_at_all():

@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from head_fixtures import golden_inputs, tiny_workload, to_torch
+from head_fixtures import golden_inputs, tiny_workload, to_torch, torch_loss
 from hypothesis import given, settings
 
 import reference as R
 import torch_impl as T
 from reference.testing.strategies import head_workloads
+from torch_impl.anchors import _geometry, _valid_flags_batch
 
 
 def torch_targets(cfg, featmap_sizes, gtb, gtl, metas, ignore=None, dtype=torch.float64):
@@ -196,3 +197,69 @@ def test_targets_reject_bad_input():
     with pytest.raises(ValueError, match=r"gt_bboxes_ignore must have one entry per image"):
         cfg_ign = R.GFLConfig(num_classes=2, reg_max=4, strides=(8, 16), ignore_iof_thr=0.5)
         T.gfl_targets(sizes, to_torch(gtb), [torch.as_tensor(gtl[0])], metas, cfg_ign, [])
+
+
+# --- the anchors and valid flags cached per shape ------------------------------------------
+
+
+def _workload_at(cfg, pad_hw, img_shapes, seed):
+    """Random head outputs of a batch padded to ``pad_hw`` and two gts per image."""
+    rng = np.random.default_rng(seed)
+    sizes = [(-(-pad_hw[0] // s), -(-pad_hw[1] // s)) for s in cfg.strides]
+    b = len(img_shapes)
+    cls = [rng.normal(size=(b, cfg.num_classes, h, w)) for h, w in sizes]
+    reg = [rng.normal(size=(b, 4 * (cfg.reg_max + 1), h, w)) for h, w in sizes]
+    gtb, gtl = [], []
+    for h, w in img_shapes:
+        xy = rng.uniform(0, [w - 8, h - 8], size=(2, 2))
+        gtb.append(np.concatenate([xy, np.minimum(xy + rng.uniform(8, 40, (2, 2)), [w, h])], 1))
+        gtl.append(rng.integers(0, cfg.num_classes, size=2))
+    metas = [{"img_shape": s, "pad_shape": s} for s in img_shapes]
+    return sizes, cls, reg, gtb, gtl, metas
+
+
+def test_cached_anchors_follow_sizes_pad_shapes_and_dtypes():
+    """``gfl_targets``, ``gfl_loss`` and ``gfl_predict`` cache the anchors per (feature-map
+    sizes, strides, dtype, device) and the valid flags per (sizes, pad shapes): going back
+    and forth between sizes, pad shapes and dtypes, every call still equals the
+    reference, and mutating the targets returned does not reach the cache."""
+    cfg = R.GFLConfig(num_classes=3, strides=(8, 16, 32))
+    cases = [
+        ((64, 64), [(64, 64), (64, 64)]),  # every anchor valid
+        ((96, 64), [(96, 64), (80, 50)]),  # another size; the second image padded
+        ((64, 64), [(64, 64), (40, 64)]),  # the first size, other pad shapes
+        ((64, 64), [(64, 64), (64, 64)]),
+        ((96, 64), [(96, 64), (80, 50)]),
+    ]
+    _geometry.cache_clear()
+    _valid_flags_batch.cache_clear()
+    for i, (pad_hw, img_shapes) in enumerate(cases):
+        sizes, cls, reg, gtb, gtl, metas = _workload_at(cfg, pad_hw, img_shapes, seed=i)
+        ref = R.gfl_targets(sizes, gtb, gtl, metas, cfg)
+        for dtype in (torch.float64, torch.float32):
+            tor = torch_targets(cfg, sizes, gtb, gtl, metas, dtype=dtype)
+            assert tor.anchors.dtype == tor.strides.dtype == dtype
+            np.testing.assert_array_equal(tor.anchors.numpy(), ref.anchors)  # exact in float32
+            np.testing.assert_array_equal(tor.strides.numpy(), ref.strides)
+            np.testing.assert_array_equal(tor.valid.numpy(), ref.valid)
+            np.testing.assert_array_equal(tor.label_weights.numpy(), ref.label_weights)
+            tor.anchors.add_(1000.0)  # the caller's copies
+            tor.strides.zero_()
+            tor.valid.zero_()
+        assert_targets_equal(ref, torch_targets(cfg, sizes, gtb, gtl, metas))
+        losses, cache = R.gfl_loss_forward(cls, reg, gtb, gtl, metas, cfg)
+        d_cls, d_reg = R.gfl_loss_backward(cache)
+        t_losses, t_cls, t_reg = torch_loss(cfg, cls, reg, gtb, gtl, metas)
+        for key in ("loss_cls", "loss_bbox", "loss_dfl"):
+            assert float(t_losses[key]) == pytest.approx(losses[key], rel=1e-10, abs=1e-12)
+        for a, b in zip(d_cls + d_reg, t_cls + t_reg):
+            np.testing.assert_allclose(b, a, rtol=1e-8, atol=1e-12)
+        cfg_pred = R.GFLConfig(num_classes=3, strides=(8, 16, 32), nms_pre=20, score_thr=0.3)
+        ref_det = R.gfl_predict(cls, reg, metas, cfg_pred)
+        for (d1, l1), (d2, l2) in zip(
+            ref_det, T.gfl_predict(to_torch(cls), to_torch(reg), metas, cfg_pred)
+        ):
+            np.testing.assert_array_equal(l1, l2.numpy())
+            np.testing.assert_allclose(d1, d2.numpy(), rtol=1e-12, atol=1e-12)
+    assert _geometry.cache_info().hits > 0  # the caches were used
+    assert _valid_flags_batch.cache_info().hits > 0

@@ -388,3 +388,50 @@ def test_fast_qfl_raises_what_the_textbook_raises(bad):
     _, cache = QF.qfl_forward_fast(np.zeros((2, 3)), np.array([0, 3]), np.array([0.5, 0.0]))
     with pytest.raises(ValueError, match=r"d_loss must have shape \(2,\), got \(3,\)"):
         QF.qfl_backward_fast(np.ones(3), cache)
+
+
+# ---------------------------------------------------------------- the head's fused form
+
+
+@given(inputs=wide_qfl_inputs(), beta=qfl_betas, seed=seeds)
+@example(inputs=(EXTREME_PRED, EXTREME_LABEL, EXTREME_SCORE), beta=2.0, seed=0)
+@example(inputs=(np.array([[40.0, -5.0, -6.0]]), np.array([0]), np.array([0.999])), beta=2.0,
+         seed=0)
+def test_fused_dense_negatives_plus_positive_terms_equal_quality_focal_loss(inputs, beta, seed):
+    """The head's form of QFL (``torch_impl.qfl._DenseNegatives`` for every entry but the
+    positives' label entries, ``_positive_term`` on those, gathered) equals
+    :func:`quality_focal_loss` with weights, value and gradient, in float64, with extra
+    slots that are not positives pointing at the same entries (as the head's candidate
+    slots do) and a retained graph run backward twice."""
+    from torch_impl.qfl import _DenseNegatives, _positive_term
+
+    pred, label, score = inputs
+    n, c = pred.shape
+    rng = np.random.default_rng(seed)
+    w = torch.from_numpy(rng.uniform(0.0, 2.0, n))
+    lab, s = torch.from_numpy(label), torch.from_numpy(score)
+    x = torch.tensor(pred, requires_grad=True)
+    expect = quality_focal_loss(x, lab, s, weight=w, beta=beta, reduction="sum")
+    (d_expect,) = torch.autograd.grad(expect, x)
+
+    keep = (lab >= 0) & (lab < c)  # (N,)
+    rows, cols = torch.arange(n), lab.clamp(0, c - 1)  # (N,) the label entries
+    extra = torch.from_numpy(rng.integers(0, max(n, 1), size=2 * n))  # slots not kept
+    if n:
+        rows, cols = torch.cat([rows, rows[extra]]), torch.cat([cols, cols[extra]])
+    keep = torch.cat([keep, torch.zeros(len(rows) - n, dtype=torch.bool)])
+    y = torch.tensor(pred, requires_grad=True)
+    if seed % 2:  # a non-contiguous x (the head's channels-last maps)
+        y = torch.tensor(pred.T.copy()).T.requires_grad_()
+    neg, at = _DenseNegatives.apply(y, (rows, cols), keep, w[:, None], beta)
+    s_all = torch.cat([s, s[extra]]) if n else s
+    w_all = torch.cat([w, w[extra]]) if n else w
+    zero = torch.zeros((), dtype=torch.float64)
+    pos = torch.where(keep, w_all * _positive_term(at, torch.where(keep, s_all, zero), beta), zero)
+    total = neg + pos.sum()
+    assert_rel(total.detach().numpy(), expect.detach().numpy(), 1e-12, "value")
+    total.backward(retain_graph=True)
+    assert_rel(y.grad.numpy(), d_expect.numpy(), 1e-10, "gradient")
+    if n:  # (torch warns about the layout of an empty gradient accumulated twice)
+        total.backward()  # a retained graph: the gradient is computed afresh and accumulates
+        assert_rel(y.grad.numpy(), 2 * d_expect.numpy(), 1e-10, "gradient, twice")

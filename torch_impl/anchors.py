@@ -2,7 +2,9 @@ r"""GFL anchors in PyTorch (the twin of :mod:`reference.anchors`, which has the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -110,3 +112,64 @@ def anchor_centers(anchors: torch.Tensor) -> torch.Tensor:
         [(anchors[..., 0] + anchors[..., 2]) / 2.0, (anchors[..., 1] + anchors[..., 3]) / 2.0],
         dim=-1,
     )  # (..., 2)
+
+
+# --- the head's anchors, built once per shape (head_targets, head_loss, head_predict) ---
+
+
+class _Geometry(NamedTuple):
+    """The anchors of one list of feature-map sizes, levels concatenated (level 0 first)."""
+
+    anchors: torch.Tensor  # (A, 4)
+    centres: torch.Tensor  # (A, 2)
+    strides: torch.Tensor  # (A,) the stride of each anchor's level
+    num_level: tuple[int, ...]  # anchors per level, (L,)
+
+
+@functools.lru_cache(maxsize=16)
+def _geometry(
+    featmap_sizes: tuple[tuple[int, int], ...],
+    strides: tuple[int, ...],
+    octave_base_scale: float,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> _Geometry:
+    """The anchors of ``featmap_sizes``, built once per key (shared: never mutate them);
+    the sizes and strides as :func:`reference.anchors.check_levels` returns them.
+
+    Built as ordinary tensors even when first called under ``torch.inference_mode``,
+    so that a later training step can use them.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        levels = grid_anchors(featmap_sizes, strides, octave_base_scale, device=device, dtype=dtype)
+        num_level = tuple(int(a.shape[0]) for a in levels)
+        anchors = torch.cat(levels)  # (A, 4)
+        per_anchor = [
+            torch.full((n,), float(st), dtype=dtype, device=device)
+            for n, st in zip(num_level, strides)
+        ]
+        return _Geometry(anchors, anchor_centers(anchors), torch.cat(per_anchor), num_level)
+
+
+@functools.lru_cache(maxsize=16)
+def _valid_flags_batch(
+    featmap_sizes: tuple[tuple[int, int], ...],
+    strides: tuple[int, ...],
+    pad_shapes: tuple[tuple[int, int], ...],
+    device: torch.device,
+) -> torch.Tensor | None:
+    """``(B, A)`` valid flags of a batch (shared: never mutate them), or None when
+    every anchor of every image is valid (known from the shapes alone)."""
+    if all(
+        valid_size(ph, s, h) >= h and valid_size(pw, s, w) >= w
+        for ph, pw in pad_shapes
+        for (h, w), s in zip(featmap_sizes, strides)
+    ):
+        return None
+    with torch.inference_mode(False):
+        return torch.stack(
+            [
+                torch.cat(valid_flags(featmap_sizes, pad, strides, device=device))
+                for pad in pad_shapes
+            ]
+        )  # (B, A)

@@ -188,28 +188,40 @@ def _thresholds(ious: torch.Tensor, ok: torch.Tensor | None) -> torch.Tensor:
     return torch.where(n_c >= 2, mean + var.sqrt(), float("inf"))  # (B, G)
 
 
-def _assign(
+class _Slots(NamedTuple):
+    """ATSS in candidate space: slot ``(b, g, j)`` is gt ``g``'s ``j``-th candidate in image ``b``.
+
+    Every positive is one of its gt's candidates, so the positives of a batch are
+    the ``won`` slots: the sparse form of the assignment (``B * G * K`` slots).
+    """
+
+    cand: torch.Tensor  # (B, G, K) anchor index of each slot
+    hit: torch.Tensor  # (B, G, K) bool: positive for this gt, with the anchor's best IoU
+    gt_of: torch.Tensor  # (B, A) the gt each anchor is assigned to, G where none
+    best: torch.Tensor  # (B, A) the IoU with that gt, -1 where none
+
+    def won(self) -> torch.Tensor:
+        """``(B, G, K)`` bool: the slot's anchor is positive and assigned to the slot's gt
+        (of the gts it hits, the lowest index)."""
+        b, g, k = self.cand.shape
+        g_ids = torch.arange(g, device=self.cand.device).view(1, g, 1)  # (1, G, 1)
+        assigned = self.gt_of.gather(1, self.cand.reshape(b, g * k)).reshape(b, g, k)
+        return self.hit & (assigned == g_ids)
+
+
+def _assign_slots(
     anchors: torch.Tensor,
     counts: list[int],
     gt: torch.Tensor,
-    gt_labels: torch.Tensor | None,
     gt_valid: torch.Tensor | None,
     anchor_ok: torch.Tensor | None,
     topk: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Batched ATSS on checked inputs: ``anchors (A, 4)``, ``gt (B, G, 4)``, masks or None.
-
-    Returns ``gt_inds (B, A)``, ``max_overlaps (B, A)`` and ``labels (B, A)`` or None.
-    """
+) -> _Slots:
+    """Batched ATSS on checked inputs with at least one gt and one anchor:
+    ``anchors (A, 4)``, ``gt (B, G, 4)``, masks ``(B, G)`` / ``(B, A)`` or None."""
     b, g = gt.shape[:2]
     a = anchors.shape[0]
     dev = anchors.device
-    gt_inds = torch.zeros((b, a), dtype=torch.long, device=dev)
-    max_overlaps = torch.zeros((b, a), dtype=anchors.dtype, device=dev)
-    labels = None if gt_labels is None else torch.full((b, a), -1, dtype=torch.long, device=dev)
-    if g == 0 or a == 0:
-        return gt_inds, max_overlaps, labels
-
     centres = _centres(anchors)  # (A, 2)
     cand, ok = _candidates(centres, _centres(gt), counts, anchor_ok, topk)  # (B, G, K)
     k = cand.shape[-1]
@@ -237,11 +249,38 @@ def _assign(
     g_sel = torch.where(hit, g_ids, g).reshape(b, g * k)  # (B, G*K)
     gt_of = torch.full((b, a), g, dtype=torch.long, device=dev)
     gt_of = gt_of.scatter_reduce(1, flat, g_sel, reduce="amin")  # (B, A) lowest best gt
-    assigned = gt_of < g  # (B, A)
-    gt_inds = torch.where(assigned, gt_of + 1, 0)
-    max_overlaps = torch.where(assigned, best, 0.0).to(anchors.dtype)
+    return _Slots(cand, hit, gt_of, best)
+
+
+def _assign(
+    anchors: torch.Tensor,
+    counts: list[int],
+    gt: torch.Tensor,
+    gt_labels: torch.Tensor | None,
+    gt_valid: torch.Tensor | None,
+    anchor_ok: torch.Tensor | None,
+    topk: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Batched ATSS on checked inputs: ``anchors (A, 4)``, ``gt (B, G, 4)``, masks or None.
+
+    Returns ``gt_inds (B, A)``, ``max_overlaps (B, A)`` and ``labels (B, A)`` or None.
+    """
+    b, g = gt.shape[:2]
+    a = anchors.shape[0]
+    dev = anchors.device
+    if g == 0 or a == 0:  # every anchor negative
+        gt_inds = torch.zeros((b, a), dtype=torch.long, device=dev)
+        max_overlaps = torch.zeros((b, a), dtype=anchors.dtype, device=dev)
+        labels = None if gt_labels is None else torch.full_like(gt_inds, -1)
+        return gt_inds, max_overlaps, labels
+
+    slots = _assign_slots(anchors, counts, gt, gt_valid, anchor_ok, topk)
+    assigned = slots.gt_of < g  # (B, A)
+    gt_inds = torch.where(assigned, slots.gt_of + 1, 0)
+    max_overlaps = torch.where(assigned, slots.best, 0.0).to(anchors.dtype)
+    labels = None
     if gt_labels is not None:
-        lab = gt_labels.long().gather(1, gt_of.clamp(max=g - 1))  # (B, A)
+        lab = gt_labels.long().gather(1, slots.gt_of.clamp(max=g - 1))  # (B, A)
         labels = torch.where(assigned, lab, -1)
     return gt_inds, max_overlaps, labels
 

@@ -9,22 +9,21 @@ not wait for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import torch
 
 from reference.config import GFLConfig
 
-from .anchors import anchor_centers
 from .boxes import _decode, _overlaps, bbox2distance
 from .dfl import distribution_focal_loss
 from .distributed import reduce_mean
 from .giou import giou_loss
-from .head_targets import GFLTargets, gfl_targets
+from .head_targets import _slot_targets, _SlotTargets
 from .integral import _integral
-from .levels import check_level_maps, flatten_levels
-from .qfl import quality_focal_loss
+from .levels import check_level_maps
+from .qfl import _DenseNegatives, _positive_term
 from .validation import work_dtype
 
 __all__ = ["gfl_loss"]
@@ -60,13 +59,16 @@ def gfl_loss(
 
     Notes
     -----
-    * Targets come from :func:`~torch_impl.head_targets.gfl_targets`: the whole batch
-      is assigned in one call, gts padded to the largest count.
-    * Positives are a subset of the ATSS candidates, so there are at most
-      :math:`P_{max} = B \cdot G \cdot \text{topk} \cdot L` of them. The box
-      branch gathers :math:`P_{max}` rows with ``topk`` over the positive
-      mask — a static shape, so no ``nonzero()`` and no host sync; rows that
-      are not positives get weight 0.
+    * Targets come from the batched ATSS of :func:`~torch_impl.head_targets.gfl_targets`
+      (gts padded to the largest count), kept in candidate space: every positive is
+      one of its gt's ``K`` candidates, so the ``S = B * G * K`` candidate slots hold
+      them all, with a static shape (no ``nonzero()``, no host sync); slots that are
+      not positives weigh 0. The anchors and valid flags are cached per shape.
+    * Nothing is flattened or concatenated: a gt's candidates are sorted by anchor, so
+      its slots on level l are a fixed range of its K, and the box branch gathers them
+      from each level's ``(B, ch, H_l, W_l)`` map as it is. QFL's negative terms are one
+      fused pass over each level's logits (``torch_impl.qfl._DenseNegatives``);
+      the positives' label entries take the positive term, computed on their S logits.
     * Under ``torch.distributed`` both normalisers are averaged over ranks
       (``reduce_mean``), so DDP's gradient averaging reproduces the
       single-process gradient of the whole batch — as long as neither
@@ -84,21 +86,11 @@ def gfl_loss(
     work = work_dtype(cls_scores[0].dtype)
     with torch.autocast(device_type=device.type, enabled=False):
         featmap_sizes = [tuple(m.shape[-2:]) for m in cls_scores]
-        t = gfl_targets(
-            featmap_sizes,
-            gt_bboxes,
-            gt_labels,
-            img_metas,
-            cfg,
-            gt_bboxes_ignore,
-            device=device,
-            dtype=work,
+        t = _slot_targets(
+            featmap_sizes, gt_bboxes, gt_labels, img_metas, cfg, gt_bboxes_ignore, device, work
         )
-        cls = flatten_levels(cls_scores, work)  # (B, A, C)
-        reg = flatten_levels(bbox_preds, work)  # (B, A, 4(n+1))
-        max_gts = max((int(b.shape[0]) for b in gt_bboxes), default=0)  # host metadata
-        box = _box_branch(cls, reg, t, cfg, max_gts)
-        loss_cls = _cls_branch(cls, t, box, cfg)
+        box = _box_branch(cls_scores, bbox_preds, t, cfg, work)
+        loss_cls = _cls_branch(cls_scores, t, box.iou, cfg, work)
     return {
         "loss_cls": cfg.loss_cls_weight * loss_cls,
         "loss_bbox": cfg.loss_bbox_weight * box.loss_bbox,
@@ -106,65 +98,106 @@ def gfl_loss(
     }
 
 
-class _BoxBranch(NamedTuple):
-    """The box branch on the P gathered rows (a static number, at least the positives)."""
+def _levels(t: _SlotTargets) -> Iterator[tuple[int, int, slice]]:
+    """Per level: its first anchor, its number of anchors, and its range of a gt's K slots."""
+    start = k0 = 0
+    for n, k in zip(t.geometry.num_level, t.level_slots):
+        yield start, n, slice(k0, k0 + k)
+        start, k0 = start + n, k0 + k
 
-    sel: torch.Tensor  # (P,) flat (B*A) row of each gathered anchor
-    sel_pos: torch.Tensor  # (P,) bool: the row is a real positive
-    iou: torch.Tensor  # (P,) IoU of the detached predicted box with its target
+
+def _slot_rows(maps: Sequence[torch.Tensor], t: _SlotTargets) -> torch.Tensor:
+    """Each slot's channel vector ``maps[l][b, :, y, x]``, ``(S, ch)``: one gather per level,
+    whose gradient lands in the level's map as it is."""
+    batch, g, _ = t.cand.shape
+    ch = maps[0].shape[1]
+    rows = []
+    for m, (start, n, ks) in zip(maps, _levels(t)):
+        k = ks.stop - ks.start
+        local = (t.cand[:, :, ks] - start).reshape(batch, 1, g * k)  # (B, 1, G*k_l)
+        r = m.reshape(batch, ch, n).gather(2, local.expand(-1, ch, -1))  # (B, ch, G*k_l)
+        rows.append(r.transpose(1, 2).reshape(batch, g, k, ch))
+    return torch.cat(rows, dim=2).reshape(-1, ch)  # (B, G, K, ch) -> (S, ch)
+
+
+class _BoxBranch(NamedTuple):
+    """The box branch on the S candidate slots."""
+
+    iou: torch.Tensor  # (S,) IoU of the detached predicted box with the slot's gt
     loss_bbox: torch.Tensor  # 0-d, GIoU over the global normaliser
     loss_dfl: torch.Tensor  # 0-d, DFL over the global normaliser
 
 
 def _box_branch(
-    cls: torch.Tensor, reg: torch.Tensor, t: GFLTargets, cfg: GFLConfig, max_gts: int
+    cls_scores: Sequence[torch.Tensor],
+    bbox_preds: Sequence[torch.Tensor],
+    t: _SlotTargets,
+    cfg: GFLConfig,
+    work: torch.dtype,
 ) -> _BoxBranch:
     """GIoU and DFL on the positives, in grid units of each level.
 
-    Positives are a subset of the ATSS candidates, so at most
-    ``P_max = B * G * topk * L`` rows: ``topk`` over the positive mask gathers
-    them with a static shape (no ``nonzero()``, no sync); other rows weigh 0.
+    Every slot's row is gathered (a static number); the slots that are not
+    positives weigh 0.
     """
-    batch, a, c = cls.shape
     k = cfg.reg_max + 1
-    p_max = min(batch * a, max_gts * batch * cfg.topk * len(cfg.strides))
-    sel = torch.topk(t.pos.reshape(-1).to(torch.uint8), p_max, sorted=False).indices  # (P,)
-    sel_pos = t.pos.reshape(-1)[sel]  # (P,) True for real positives
-    anchor_of = sel % a
-    s = t.strides[anchor_of][:, None]  # (P, 1)
-    centres = anchor_centers(t.anchors[anchor_of]) / s  # (P, 2), in grid units
-    target_boxes = t.bbox_targets.reshape(-1, 4)[sel] / s  # (P, 4)
-    zero = torch.zeros((), dtype=cls.dtype, device=cls.device)
-    weight = torch.where(
-        sel_pos, cls.reshape(-1, c)[sel].detach().sigmoid().amax(dim=1), zero
-    )  # (P,)
-    reg_sel = reg.reshape(-1, 4 * k)[sel]  # (P, 4(n+1))
-    pred_boxes = _decode(centres, _integral(reg_sel, cfg.reg_max))  # (P, 4), no clamp
+    s = t.geometry.strides[t.anchor][:, None]  # (S, 1)
+    centres = t.geometry.centres[t.anchor] / s  # (S, 2), in grid units
+    target_boxes = t.boxes / s  # (S, 4)
+    max_logit = _slot_rows([m.detach() for m in cls_scores], t).amax(dim=1).to(work)  # (S,)
+    zero = torch.zeros((), dtype=work, device=s.device)
+    # sigmoid is monotonic: the max of the sigmoids is the sigmoid of the max
+    weight = torch.where(t.won, max_logit.sigmoid(), zero)  # (S,)
+    reg_sel = _slot_rows(bbox_preds, t).to(work)  # (S, 4(n+1)): l, t, r, b blocks
+    pred_boxes = _decode(centres, _integral(reg_sel, cfg.reg_max))  # (S, 4), no clamp
     avg_factor = reduce_mean(weight.sum()).clamp(min=1)
     loss_bbox = giou_loss(pred_boxes, target_boxes, weight=weight, avg_factor=avg_factor)
-    dfl_target = bbox2distance(centres, target_boxes, cfg.reg_max).reshape(-1)  # (4P,)
+    dfl_target = bbox2distance(centres, target_boxes, cfg.reg_max).reshape(-1)  # (4S,)
     loss_dfl = distribution_focal_loss(
         reg_sel.reshape(-1, k),
         dfl_target,
         weight=weight.repeat_interleave(4),
         avg_factor=4.0 * avg_factor,
-    )  # (4P, n+1) rows: l, t, r, b of each selected anchor
-    iou = _overlaps(pred_boxes.detach(), target_boxes, "iou", True, 1e-6)  # (P,)
-    return _BoxBranch(sel, sel_pos, iou, loss_bbox, loss_dfl)
+    )  # (4S, n+1) rows: l, t, r, b of each slot
+    iou = _overlaps(pred_boxes.detach(), target_boxes, "iou", True, 1e-6)  # (S,)
+    return _BoxBranch(iou, loss_bbox, loss_dfl)
 
 
-def _cls_branch(cls: torch.Tensor, t: GFLTargets, box: _BoxBranch, cfg: GFLConfig) -> torch.Tensor:
-    """Quality Focal Loss over every anchor; the positives' target is their IoU."""
-    batch, a, c = cls.shape
-    zero = torch.zeros((), dtype=cls.dtype, device=cls.device)
-    score = torch.zeros(batch * a, dtype=cls.dtype, device=cls.device)
-    score = score.index_put((box.sel,), torch.where(box.sel_pos, box.iou, zero))  # (B*A,)
+def _cls_branch(
+    cls_scores: Sequence[torch.Tensor],
+    t: _SlotTargets,
+    iou: torch.Tensor,
+    cfg: GFLConfig,
+    work: torch.dtype,
+) -> torch.Tensor:
+    """Quality Focal Loss over every logit; a positive's label entry has its IoU as target.
+
+    Per level, the negative terms of all entries are one fused pass over the
+    ``(B, C, H_l W_l)`` logits; the positives' label entries are masked out of it and take
+    the positive term, computed on their S gathered logits (labels outside ``[0, C)``
+    count as negatives, as in :func:`~torch_impl.qfl.quality_focal_loss`).
+    """
+    batch, g, k = t.cand.shape
+    c = cfg.num_classes
+    is_pos = (t.won & (t.labels >= 0) & (t.labels < c)).view(batch, g, k)  # (B, G, K)
+    column = t.labels.clamp(0, c - 1).view(batch, g, k)  # (B, G, K)
+    image = torch.arange(batch, device=t.cand.device).view(batch, 1, 1).expand(batch, g, k)
+    neg, x_pos = [], []
+    for m, (start, n, ks) in zip(cls_scores, _levels(t)):
+        at = (image[:, :, ks], column[:, :, ks], t.cand[:, :, ks] - start)  # (B, G, k_l) each
+        w = None if t.label_weights is None else t.label_weights[:, None, start : start + n]
+        level_neg, level_x = _DenseNegatives.apply(
+            m.reshape(batch, c, n).to(work),  # (B, C, A_l)
+            tuple(i.reshape(-1) for i in at),
+            is_pos[:, :, ks].reshape(-1),
+            w,
+            cfg.qfl_beta,
+        )  # 0-d, (B*G*k_l,)
+        neg.append(level_neg)
+        x_pos.append(level_x.view(batch, g, ks.stop - ks.start))
+    x_pos = torch.cat(x_pos, dim=2).reshape(-1)  # (S,) logit at each slot's label
+    zero = torch.zeros((), dtype=work, device=x_pos.device)
+    score = torch.where(is_pos.reshape(-1), iou, zero)  # (S,)
+    pos = torch.where(is_pos.reshape(-1), _positive_term(x_pos, score, cfg.qfl_beta), zero)
     num_total_samples = reduce_mean(t.num_total_samples).clamp(min=1)
-    return quality_focal_loss(
-        cls.reshape(-1, c),
-        t.labels.reshape(-1),
-        score,
-        weight=t.label_weights.reshape(-1),
-        beta=cfg.qfl_beta,
-        avg_factor=num_total_samples,
-    )
+    return (torch.stack(neg).sum() + pos.sum()) / num_total_samples

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 import torch
 
+from reference.anchors import check_levels
 from reference.config import GFLConfig
 from reference.img_meta import parse_img_metas
 
-from .anchors import anchor_centers, grid_anchors
+from .anchors import _geometry
 from .boxes import _decode
 from .integral import _integral
 from .levels import check_level_maps
@@ -56,16 +57,16 @@ def gfl_predict(
     device = cls_scores[0].device
     work = work_dtype(cls_scores[0].dtype)
     c, k = cfg.num_classes, cfg.reg_max + 1
-    featmap_sizes = [tuple(m.shape[-2:]) for m in cls_scores]
-    level_anchors = grid_anchors(
-        featmap_sizes, cfg.strides, cfg.octave_base_scale, device=device, dtype=work
-    )
+    sizes, strides = check_levels([m.shape[-2:] for m in cls_scores], cfg.strides)
+    geo = _geometry(tuple(sizes), tuple(strides), cfg.octave_base_scale, work, device)
+    starts = [sum(geo.num_level[:lvl]) for lvl in range(len(sizes))]
     boxes_all, scores_all = [], []
     with torch.no_grad(), torch.autocast(device_type=device.type, enabled=False):
         for lvl, stride in enumerate(cfg.strides):
             scores = cls_scores[lvl].permute(0, 2, 3, 1).reshape(batch, -1, c).to(work).sigmoid()
             reg = bbox_preds[lvl].permute(0, 2, 3, 1).reshape(batch, -1, 4 * k).to(work)
-            pts = anchor_centers(level_anchors[lvl]).expand(batch, -1, -1)  # (B, n, 2)
+            n = geo.num_level[lvl]
+            pts = geo.centres[starts[lvl] : starts[lvl] + n].expand(batch, -1, -1)  # (B, n, 2)
             if 0 < cfg.nms_pre < scores.shape[1]:
                 order = torch.sort(scores.amax(dim=2), dim=1, descending=True, stable=True).indices
                 keep = order[:, : cfg.nms_pre]  # (B, nms_pre)
