@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reference.dialects import DIALECTS
+from reference.dialects import DIALECTS, get_dialect
 
 from .engine import DEFAULT_EXAMPLES
 from .in_dialect import convention_notes, switches_of
@@ -117,9 +117,7 @@ def identify(
     found = Identification(piece)
     done: dict[tuple[object, ...], Report] = {}
     for name in dialects if dialects is not None else list(DIALECTS):
-        d = DIALECTS[name] if name in DIALECTS else None
-        if d is None:
-            raise ValueError(f"dialects must name dialects of {tuple(DIALECTS)}, got {name!r}")
+        d = get_dialect(name)
         if piece not in d.pieces:
             found.undefined.append(name)
             continue
